@@ -1,0 +1,113 @@
+"""2-D max, average and adaptive average pooling of NCHW arrays, built from kh*kw shifted strided views."""
+
+import numpy as np
+
+from ._utils import _pair, _window_slices
+from .conv import conv2d_output_size
+
+
+def pool_output_size(h, w, kernel_size, stride, padding):
+    """Output (Ho, Wo) of pooling windows over (H, W): the convolution floor formula (torch's ceil_mode=False)."""
+    return conv2d_output_size(h, w, kernel_size, stride, padding)
+
+
+def _offsets(kernel_size, stride, out_size):
+    """Yield (k, rows, columns) for every kernel offset k = i * kw + j, in row-major order."""
+    kh, kw = kernel_size
+    for i in range(kh):
+        for j in range(kw):
+            yield (i * kw + j, *_window_slices(i, j, out_size, stride))
+
+
+def _pad(x, padding, value):
+    """x (N, C, H, W) padded by (ph, pw) on both sides of H and W with a constant."""
+    ph, pw = padding
+    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+
+
+def _zeros_padded(x_shape, padding, dtype):
+    """Zero gradient buffer for an (N, C, H, W) input padded by (ph, pw)."""
+    (n, c, h, w), (ph, pw) = x_shape, padding
+    return np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
+
+
+def _crop(x_padded, padding):
+    """Undo _pad: the contiguous (N, C, H, W) interior of a padded array."""
+    ph, pw = padding
+    return np.ascontiguousarray(x_padded[:, :, ph : x_padded.shape[2] - ph, pw : x_padded.shape[3] - pw])
+
+
+def max_pool2d_forward(x, kernel_size, stride, padding):
+    """Max over each window of x (N, C, H, W), padding counting as -inf -> (N, C, Ho, Wo).
+
+    Picks like torch CPU: the first maximum in row-major window order, or the last NaN if the window has one.
+    """
+    n, c, h, w = x.shape
+    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
+    out_size = pool_output_size(h, w, kernel_size, stride, padding)
+    x_padded = _pad(x, (ph, pw), -np.inf)
+    out = np.full((n, c, *out_size), -np.inf, dtype=x.dtype)
+    # Offset k = i * kw + j of the picked element per window. torch starts from the window's first in-bounds
+    # element, so a window of -inf values hands its gradient to that element, never to the padding.
+    index_type = np.min_scalar_type(kh * kw - 1)
+    argmax = np.empty((n, c, *out_size), dtype=index_type)
+    first_row = np.maximum(ph - sh * np.arange(out_size[0]), 0)
+    first_column = np.maximum(pw - sw * np.arange(out_size[1]), 0)
+    argmax[...] = first_row[:, None] * kw + first_column
+    for k, rows, columns in _offsets((kh, kw), stride, out_size):
+        window = x_padded[:, :, rows, columns]
+        take = (window > out) | np.isnan(window)
+        np.maximum(out, window, out=out)  # NaN-propagating, so equal to the taken value
+        # Offsets only grow and every earlier one is smaller, so this sets argmax to k exactly where taken
+        # (a branch-free select: np.where and masked copies are several times slower on random masks).
+        np.maximum(argmax, take * index_type.type(k), out=argmax)
+    return out, (argmax, x.shape, (kh, kw), stride, (ph, pw))
+
+
+def max_pool2d_backward(grad_out, cache):
+    """Send each output gradient (N, C, Ho, Wo) to its window's picked element; overlapping windows add up."""
+    argmax, x_shape, kernel_size, stride, padding = cache
+    grad_padded = _zeros_padded(x_shape, padding, grad_out.dtype)
+    for k, rows, columns in _offsets(kernel_size, stride, grad_out.shape[2:]):
+        grad_padded[:, :, rows, columns] += np.where(argmax == k, grad_out, 0)
+    return _crop(grad_padded, padding)
+
+
+def avg_pool2d_forward(x, kernel_size, stride, padding):
+    """Mean over each window of x (N, C, H, W) -> (N, C, Ho, Wo); zero padding counts (count_include_pad=True)."""
+    (kh, kw), padding = _pair(kernel_size), _pair(padding)
+    out_size = pool_output_size(*x.shape[2:], kernel_size, stride, padding)
+    x_padded = _pad(x, padding, 0)
+    out = np.zeros((*x.shape[:2], *out_size), dtype=x.dtype)
+    for _, rows, columns in _offsets((kh, kw), stride, out_size):
+        out += x_padded[:, :, rows, columns]
+    out /= kh * kw
+    return out, (x.shape, (kh, kw), stride, padding)
+
+
+def avg_pool2d_backward(grad_out, cache):
+    """Share each output gradient (N, C, Ho, Wo) equally among its window's kh*kw pixels (padding included)."""
+    x_shape, (kh, kw), stride, padding = cache
+    grad_share = grad_out / (kh * kw)
+    grad_padded = _zeros_padded(x_shape, padding, grad_out.dtype)
+    for _, rows, columns in _offsets((kh, kw), stride, grad_out.shape[2:]):
+        grad_padded[:, :, rows, columns] += grad_share
+    return _crop(grad_padded, padding)
+
+
+def adaptive_avg_pool2d_forward(x, output_size):
+    """Average x (N, C, H, W) over equal blocks down to output_size (Ho, Wo), which must divide (H, W).
+
+    (1, 1) is global average pooling; torch's adaptive windows are exactly these blocks when the sizes divide.
+    """
+    n, c, h, w = x.shape
+    ho, wo = _pair(output_size)
+    out = x.reshape(n, c, ho, h // ho, wo, w // wo).mean(axis=(3, 5))
+    return out, (x.shape, (ho, wo))
+
+
+def adaptive_avg_pool2d_backward(grad_out, cache):
+    """Spread each output gradient (N, C, Ho, Wo) evenly over its (H / Ho, W / Wo) block."""
+    (_, _, h, w), (ho, wo) = cache
+    kh, kw = h // ho, w // wo
+    return (grad_out / (kh * kw)).repeat(kh, axis=2).repeat(kw, axis=3)
