@@ -1,8 +1,10 @@
-"""Suite-wide pytest setup: hypothesis profiles, and CUDA tests skipping with a reason where no GPU is visible."""
+"""Suite-wide pytest setup: hypothesis profiles, one thread per xdist worker, and CUDA tests skipping with
+a reason where no GPU is visible."""
 
 from __future__ import annotations
 
 import os
+import sys
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -23,6 +25,20 @@ def cuda_available() -> bool:
     import torch
 
     return torch.cuda.is_available()
+
+
+def pytest_configure(config):
+    """In an xdist worker use one BLAS/OpenMP thread: `-n auto` already runs a worker per core, and
+    oversubscribed OpenBLAS spins made small products tens of times slower on a 2-core machine."""
+    if not hasattr(config, "workerinput"):
+        return
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    import numpy  # noqa: F401  (load the BLAS so that threadpoolctl can see and limit it)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(1)
 
 
 def pytest_collection_modifyitems(config, items):

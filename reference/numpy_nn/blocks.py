@@ -7,12 +7,14 @@ import numpy as np
 from . import functional as F
 from .layers import BatchNorm2d, Conv2d
 from .module import Module, Sequential
+from .validation import check_grad_out
 
 
 class BasicBlock(Module):
     """relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut(x)), named exactly as torchvision's BasicBlock."""
 
     expansion = 1
+    _relu1 = _relu2 = None  # ReLU masks of the last forward
 
     def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: Module | None = None, *,
                  rng=None, dtype=np.float32):
@@ -42,8 +44,9 @@ class BasicBlock(Module):
         return out
 
     def backward(self, grad_out):
+        check_grad_out("BasicBlock", grad_out, getattr(self._relu2, "shape", None), self.conv1.weight.dtype)
         grad_sum = F.relu_backward(grad_out, self._relu2)
-        grad_hidden = self.bn2.backward(self.conv2.backward(grad_sum))
+        grad_hidden = self.conv2.backward(self.bn2.backward(grad_sum))
         grad_x = self.conv1.backward(self.bn1.backward(F.relu_backward(grad_hidden, self._relu1)))
         if "downsample" in self._modules:
             return grad_x + self.downsample.backward(grad_sum)
@@ -52,6 +55,8 @@ class BasicBlock(Module):
 
 class ResidualBlock(Module):
     """y = relu(x + conv2(relu(conv1(x)))) with 3x3 same-padding convs: the block of `tiny_resnet`."""
+
+    _relu1 = _relu2 = None  # ReLU masks of the last forward
 
     def __init__(self, channels: int, *, rng=None, dtype=np.float32):
         super().__init__()
@@ -64,6 +69,7 @@ class ResidualBlock(Module):
         return out
 
     def backward(self, grad_out):
+        check_grad_out("ResidualBlock", grad_out, getattr(self._relu2, "shape", None), self.conv1.weight.dtype)
         grad_sum = F.relu_backward(grad_out, self._relu2)
         grad_hidden = F.relu_backward(self.conv2.backward(grad_sum), self._relu1)
         return self.conv1.backward(grad_hidden) + grad_sum

@@ -217,7 +217,7 @@ class BatchNorm2d(_CachedLayer):
         m = self.momentum
         self.running_mean = (1.0 - m) * self.running_mean + m * cache.mean
         self.running_var = (1.0 - m) * self.running_var + (m * count / (count - 1)) * cache.var
-        self.num_batches_tracked = self.num_batches_tracked + 1
+        self.num_batches_tracked = np.asarray(self.num_batches_tracked + 1)  # stays a 0-d array, as registered
         return self._save(out, cache)
 
     def backward(self, grad_out):

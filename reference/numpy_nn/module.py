@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 
-from .validation import StateDictError, check_input, check_float_dtype
+from .validation import StateDictError, check_float_dtype, check_grad_out, check_input
 
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
@@ -279,6 +279,7 @@ class Flatten(Module):
         self.start_dim = start_dim
         self.end_dim = end_dim
         self._input_shape: tuple[int, ...] | None = None
+        self._output: tuple[tuple[int, ...], np.dtype] = (None, None)  # shape and dtype of the last output
 
     def forward(self, x: np.ndarray) -> np.ndarray:
         check_float_dtype("Flatten", x)
@@ -286,11 +287,12 @@ class Flatten(Module):
         start = self.start_dim % x.ndim
         end = self.end_dim % x.ndim
         self._input_shape = x.shape
-        return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1 :])
+        out = x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1 :])
+        self._output = (out.shape, out.dtype)
+        return out
 
     def backward(self, grad_out: np.ndarray) -> np.ndarray:
-        if self._input_shape is None:
-            raise RuntimeError("Flatten.backward called before forward")
+        check_grad_out("Flatten", grad_out, *self._output)
         return grad_out.reshape(self._input_shape)
 
     def extra_repr(self) -> str:

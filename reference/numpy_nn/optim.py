@@ -105,6 +105,10 @@ class StepLR:
     """Multiply the optimizer's lr by gamma every `step_size` calls to step() (call once per epoch)."""
 
     def __init__(self, optimizer, step_size, gamma=0.1):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"StepLR: {type(optimizer).__name__} is not an Optimizer")
+        if isinstance(step_size, bool) or not isinstance(step_size, (int, np.integer)) or step_size < 1:
+            raise ValueError(f"StepLR: step_size must be a positive int, got {step_size!r}")
         self.optimizer = optimizer
         self.step_size = step_size
         self.gamma = gamma

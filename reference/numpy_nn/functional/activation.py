@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ._utils import _masked
+
 
 def relu_forward(x):
     """max(x, 0) elementwise; NaN propagates as in torch."""
@@ -10,7 +12,7 @@ def relu_forward(x):
 
 def relu_backward(grad_out, cache):
     """Pass the gradient where the input was positive; zero at x == 0, as torch."""
-    return np.where(cache, grad_out, 0)
+    return _masked(grad_out, cache)
 
 
 def _apply_mask(x, p, rng, mask_shape):

@@ -12,7 +12,9 @@ def cross_entropy_forward(logits, targets, label_smoothing=0.0):
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     nll = -log_probs[np.arange(n), targets]
     smooth = -log_probs.mean(axis=1)
-    per_sample = (1.0 - label_smoothing) * nll + label_smoothing * smooth
+    # Without smoothing, leave the smoothing term out rather than multiply it by 0: a -inf logit (a masked
+    # class) makes it inf, and 0 * inf would turn torch's finite loss into NaN.
+    per_sample = nll if label_smoothing == 0 else (1.0 - label_smoothing) * nll + label_smoothing * smooth
     loss = np.asarray(per_sample.mean(), dtype=logits.dtype)
     return loss, (np.exp(log_probs), targets, label_smoothing)
 

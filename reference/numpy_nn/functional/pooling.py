@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._utils import _pair, _window_slices
+from ._utils import _masked, _pair, _window_slices
 from .conv import conv2d_output_size
 
 
@@ -20,21 +20,25 @@ def _offsets(kernel_size, stride, out_size):
 
 
 def _pad(x, padding, value):
-    """x (N, C, H, W) padded by (ph, pw) on both sides of H and W with a constant."""
-    ph, pw = padding
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
+    """x (N, C, H, W) padded by (ph, pw) on both sides of H and W with a constant, in x's memory layout."""
+    (n, c, h, w), (ph, pw) = x.shape, padding
+    if ph == pw == 0:
+        return x
+    x_padded = np.full_like(x, value, shape=(n, c, h + 2 * ph, w + 2 * pw))
+    x_padded[:, :, ph : ph + h, pw : pw + w] = x
+    return x_padded
 
 
-def _zeros_padded(x_shape, padding, dtype):
-    """Zero gradient buffer for an (N, C, H, W) input padded by (ph, pw)."""
+def _zeros_padded(like, x_shape, padding, dtype):
+    """Zero gradient buffer for an (N, C, H, W) input padded by (ph, pw), in the memory layout of `like`."""
     (n, c, h, w), (ph, pw) = x_shape, padding
-    return np.zeros((n, c, h + 2 * ph, w + 2 * pw), dtype=dtype)
+    return np.zeros_like(like, dtype=dtype, shape=(n, c, h + 2 * ph, w + 2 * pw))
 
 
 def _crop(x_padded, padding):
-    """Undo _pad: the contiguous (N, C, H, W) interior of a padded array."""
+    """Undo _pad: the (N, C, H, W) interior of a padded array (a view)."""
     ph, pw = padding
-    return np.ascontiguousarray(x_padded[:, :, ph : x_padded.shape[2] - ph, pw : x_padded.shape[3] - pw])
+    return x_padded[:, :, ph : x_padded.shape[2] - ph, pw : x_padded.shape[3] - pw]
 
 
 def max_pool2d_forward(x, kernel_size, stride, padding):
@@ -46,30 +50,34 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
     out_size = pool_output_size(h, w, kernel_size, stride, padding)
     x_padded = _pad(x, (ph, pw), -np.inf)
-    out = np.full((n, c, *out_size), -np.inf, dtype=x.dtype)
+    out = np.full_like(x, -np.inf, shape=(n, c, *out_size))  # x's memory layout, as every buffer below
     # Offset k = i * kw + j of the picked element per window. torch starts from the window's first in-bounds
     # element, so a window of -inf values hands its gradient to that element, never to the padding.
     index_type = np.min_scalar_type(kh * kw - 1)
-    argmax = np.empty((n, c, *out_size), dtype=index_type)
+    argmax = np.empty_like(out, dtype=index_type)
     first_row = np.maximum(ph - sh * np.arange(out_size[0]), 0)
     first_column = np.maximum(pw - sw * np.arange(out_size[1]), 0)
     argmax[...] = first_row[:, None] * kw + first_column
+    taken = np.empty_like(out, dtype=bool)
     for k, rows, columns in _offsets((kh, kw), stride, out_size):
         window = x_padded[:, :, rows, columns]
-        take = (window > out) | np.isnan(window)
-        np.maximum(out, window, out=out)  # NaN-propagating, so equal to the taken value
-        # Offsets only grow and every earlier one is smaller, so this sets argmax to k exactly where taken
-        # (a branch-free select: np.where and masked copies are several times slower on random masks).
-        np.maximum(argmax, take * index_type.type(k), out=argmax)
+        np.greater(window, out, out=taken)  # never true for NaN: windows with a NaN are settled below
+        np.maximum(out, window, out=out)  # NaN-propagating
+        # Offsets only grow, so this sets argmax to k exactly where taken (a branch-free select: np.where and
+        # masked copies are several times slower on random masks).
+        np.maximum(argmax, taken * index_type.type(k), out=argmax)
+    if np.isnan(out).any():  # rare: torch picks the last NaN of a window
+        for k, rows, columns in _offsets((kh, kw), stride, out_size):
+            argmax[np.isnan(x_padded[:, :, rows, columns])] = k
     return out, (argmax, x.shape, (kh, kw), stride, (ph, pw))
 
 
 def max_pool2d_backward(grad_out, cache):
     """Send each output gradient (N, C, Ho, Wo) to its window's picked element; overlapping windows add up."""
     argmax, x_shape, kernel_size, stride, padding = cache
-    grad_padded = _zeros_padded(x_shape, padding, grad_out.dtype)
+    grad_padded = _zeros_padded(argmax, x_shape, padding, grad_out.dtype)
     for k, rows, columns in _offsets(kernel_size, stride, grad_out.shape[2:]):
-        grad_padded[:, :, rows, columns] += np.where(argmax == k, grad_out, 0)
+        grad_padded[:, :, rows, columns] += _masked(grad_out, argmax == k)
     return _crop(grad_padded, padding)
 
 
@@ -78,7 +86,7 @@ def avg_pool2d_forward(x, kernel_size, stride, padding):
     (kh, kw), padding = _pair(kernel_size), _pair(padding)
     out_size = pool_output_size(*x.shape[2:], kernel_size, stride, padding)
     x_padded = _pad(x, padding, 0)
-    out = np.zeros((*x.shape[:2], *out_size), dtype=x.dtype)
+    out = np.zeros_like(x, shape=(*x.shape[:2], *out_size))
     for _, rows, columns in _offsets((kh, kw), stride, out_size):
         out += x_padded[:, :, rows, columns]
     out /= kh * kw
@@ -89,7 +97,7 @@ def avg_pool2d_backward(grad_out, cache):
     """Share each output gradient (N, C, Ho, Wo) equally among its window's kh*kw pixels (padding included)."""
     x_shape, (kh, kw), stride, padding = cache
     grad_share = grad_out / (kh * kw)
-    grad_padded = _zeros_padded(x_shape, padding, grad_out.dtype)
+    grad_padded = _zeros_padded(grad_out, x_shape, padding, grad_out.dtype)
     for _, rows, columns in _offsets((kh, kw), stride, grad_out.shape[2:]):
         grad_padded[:, :, rows, columns] += grad_share
     return _crop(grad_padded, padding)

@@ -1,0 +1,368 @@
+"""Hypothesis strategies: the single source of random layer configurations, valid and invalid.
+
+A `LayerConfig` names a `reference.numpy_nn` layer, its constructor arguments (torch's names, so
+`getattr(torch.nn, cfg.layer)(**cfg.kwargs)` builds the twin for the torch.nn layers), an input shape it
+accepts and the output shape the textbook formula gives, computed here independently of the package.
+`layer_configs(name)` draws one; `LAYERS` lists the names. The invalid side: `invalid_constructions()`,
+`wrong_ndim_shapes(cfg)`, `channel_mismatch_shapes(cfg)`, `too_small_configs(name)` and
+`corrupted_state_dicts(state)`. Sizes are kept tiny so that finite differences stay fast.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+# -- basics ---------------------------------------------------------------------------------------------
+
+float_dtypes = st.sampled_from([np.dtype(np.float32), np.dtype(np.float64)])
+integer_dtypes = hnp.integer_dtypes() | hnp.unsigned_integer_dtypes() | st.just(np.dtype(np.bool_))
+seeds = st.integers(0, 2**32 - 1)
+
+
+def pair(value) -> tuple[int, int]:
+    """(a, b) from an int or a pair: torch's kernel_size/stride/padding convention (the tests' own copy)."""
+    return (int(value[0]), int(value[1])) if isinstance(value, (tuple, list)) else (int(value), int(value))
+
+
+def window_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
+    """floor((size + 2 padding - kernel) / stride) + 1: torch's formula for conv and pooling (dilation 1)."""
+    return (size + 2 * padding - kernel) // stride + 1
+
+
+def int_or_pair(low: int, high: int) -> st.SearchStrategy:
+    """An int, or a tuple of two ints, in [low, high]: both spellings torch accepts."""
+    return st.integers(low, high) | st.tuples(st.integers(low, high), st.integers(low, high))
+
+
+def finite_arrays(shape, dtype=np.float64, bound: float = 4.0) -> st.SearchStrategy:
+    """Arrays of `shape` with finite entries in [-bound, bound] (hypothesis likes 0, ties and extremes)."""
+    return hnp.arrays(dtype, shape, elements=st.floats(-bound, bound, width=np.dtype(dtype).itemsize * 8))
+
+
+def integer_valued_arrays(shape, bound: int = 8) -> st.SearchStrategy:
+    """float64 arrays of small integers: sums and products of these are exact, so identities hold with ==."""
+    return hnp.arrays(np.float64, shape, elements=st.integers(-bound, bound).map(float))
+
+
+# -- valid layer configurations -------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """A layer (class name in reference.numpy_nn), its constructor kwargs, an input shape and the output shape."""
+
+    layer: str
+    kwargs: dict = field(hash=False)
+    input_shape: tuple[int, ...]
+    output_shape: tuple[int, ...]
+
+    def build(self, dtype=np.float64, seed: int = 0):
+        """A fresh module with parameters drawn from a generator seeded with `seed`, cast to `dtype`."""
+        from .. import numpy_nn
+        from ..numpy_nn.random import seeded
+
+        with seeded(seed):
+            if self.layer == "BasicBlock":
+                module = _basic_block(numpy_nn, **self.kwargs)
+            else:
+                module = getattr(numpy_nn, self.layer)(**self.kwargs)
+        return module.to(dtype)
+
+    @property
+    def channels(self) -> int | None:
+        """The input size along dim 1 the layer insists on (None where any size is accepted)."""
+        return self.input_shape[1] if self.layer in CHANNEL_LAYERS else None
+
+
+def _basic_block(nn, inplanes, planes, stride=1):
+    """torchvision's BasicBlock with the projection shortcut it gets when the shape changes."""
+    downsample = None
+    if stride != 1 or inplanes != planes:
+        downsample = nn.BasicBlock.projection(inplanes, planes, stride)
+    return nn.BasicBlock(inplanes, planes, stride, downsample)
+
+
+def _spatial_size(draw, kernel: int, padding: int, extra: int) -> int:
+    """An input size the padded window fits in: size + 2 padding >= kernel."""
+    smallest = max(1, kernel - 2 * padding)
+    return draw(st.integers(smallest, smallest + extra))
+
+
+@st.composite
+def conv2d_configs(draw, max_batch=3, max_channels=4, max_kernel=4, max_stride=3, max_padding=2, extra=5):
+    """Conv2d with any kernel/stride/padding (padding may exceed the kernel, as torch allows) and bias or not."""
+    n, c_in, c_out = (draw(st.integers(1, m)) for m in (max_batch, max_channels, max_channels))
+    kernel_size, stride = draw(int_or_pair(1, max_kernel)), draw(int_or_pair(1, max_stride))
+    padding = draw(int_or_pair(0, max_padding))
+    (kh, kw), (sh, sw), (ph, pw) = pair(kernel_size), pair(stride), pair(padding)
+    h, w = _spatial_size(draw, kh, ph, extra), _spatial_size(draw, kw, pw, extra)
+    kwargs = dict(in_channels=c_in, out_channels=c_out, kernel_size=kernel_size, stride=stride,
+                  padding=padding, bias=draw(st.booleans()))
+    out = (n, c_out, window_output_size(h, kh, sh, ph), window_output_size(w, kw, sw, pw))
+    return LayerConfig("Conv2d", kwargs, (n, c_in, h, w), out)
+
+
+@st.composite
+def pool2d_configs(draw, layer="MaxPool2d", max_batch=3, max_channels=3, max_kernel=4, max_stride=3, extra=5,
+                   max_padding=None):
+    """MaxPool2d / AvgPool2d: stride None (= kernel) or given, padding at most half the kernel (torch's rule)."""
+    n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
+    kernel_size = draw(int_or_pair(1, max_kernel))
+    (kh, kw) = pair(kernel_size)
+    stride = draw(st.none() | int_or_pair(1, max_stride))
+    sh, sw = (kh, kw) if stride is None else pair(stride)
+    top_h, top_w = (kh // 2, kw // 2) if max_padding is None else (min(kh // 2, max_padding), min(kw // 2, max_padding))
+    padding = draw(st.integers(0, min(top_h, top_w)) | st.tuples(st.integers(0, top_h), st.integers(0, top_w)))
+    ph, pw = pair(padding)
+    h, w = _spatial_size(draw, kh, ph, extra), _spatial_size(draw, kw, pw, extra)
+    kwargs = dict(kernel_size=kernel_size, stride=stride, padding=padding)
+    out = (n, c, window_output_size(h, kh, sh, ph), window_output_size(w, kw, sw, pw))
+    return LayerConfig(layer, kwargs, (n, c, h, w), out)
+
+
+@st.composite
+def adaptive_avg_pool2d_configs(draw, max_batch=3, max_channels=3, max_output=3, max_block=3):
+    """AdaptiveAvgPool2d to an output size that divides the input size (the documented support)."""
+    n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
+    output_size = draw(int_or_pair(1, max_output))
+    ho, wo = pair(output_size)
+    h, w = ho * draw(st.integers(1, max_block)), wo * draw(st.integers(1, max_block))
+    return LayerConfig("AdaptiveAvgPool2d", dict(output_size=output_size), (n, c, h, w), (n, c, ho, wo))
+
+
+@st.composite
+def batch_norm2d_configs(draw, max_batch=3, max_channels=3, max_side=4):
+    """BatchNorm2d with at least two values per channel (training needs them), eps and momentum varied."""
+    n, c = draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels))
+    h, w = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    if n * h * w < 2:
+        n = 2
+    kwargs = dict(num_features=c, eps=draw(st.sampled_from([1e-5, 1e-3, 0.1])),
+                  momentum=draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])))
+    return LayerConfig("BatchNorm2d", kwargs, (n, c, h, w), (n, c, h, w))
+
+
+@st.composite
+def linear_configs(draw, max_batch=4, max_features=6):
+    n, f_in, f_out = (draw(st.integers(1, m)) for m in (max_batch, max_features, max_features))
+    kwargs = dict(in_features=f_in, out_features=f_out, bias=draw(st.booleans()))
+    return LayerConfig("Linear", kwargs, (n, f_in), (n, f_out))
+
+
+def _shapes(min_dims: int, max_dims: int = 4, max_side: int = 4) -> st.SearchStrategy:
+    return hnp.array_shapes(min_dims=min_dims, max_dims=max_dims, min_side=1, max_side=max_side)
+
+
+def relu_configs() -> st.SearchStrategy:
+    return _shapes(1).map(lambda shape: LayerConfig("ReLU", {}, shape, shape))
+
+
+def dropout_configs() -> st.SearchStrategy:
+    ps = st.sampled_from([0.0, 0.2, 0.5, 0.9, 1.0])
+    return st.builds(lambda shape, p: LayerConfig("Dropout", dict(p=p), shape, shape), _shapes(1), ps)
+
+
+def dropout2d_configs() -> st.SearchStrategy:
+    ps = st.sampled_from([0.0, 0.25, 0.5, 1.0])
+    return st.builds(lambda shape, p: LayerConfig("Dropout2d", dict(p=p), shape, shape), _shapes(4, 4), ps)
+
+
+def flatten_configs() -> st.SearchStrategy:
+    """Flatten with the default start_dim=1: (N, d1, ..., dk) -> (N, d1 * ... * dk)."""
+    return _shapes(2).map(lambda s: LayerConfig("Flatten", {}, s, (s[0], int(np.prod(s[1:])))))
+
+
+@st.composite
+def residual_block_configs(draw, max_batch=2, max_channels=3, max_side=4):
+    """tiny_resnet's ResidualBlock: shape-preserving 3x3 same convolutions."""
+    shape = (draw(st.integers(1, max_batch)), draw(st.integers(1, max_channels)),
+             draw(st.integers(1, max_side)), draw(st.integers(1, max_side)))
+    return LayerConfig("ResidualBlock", dict(channels=shape[1]), shape, shape)
+
+
+@st.composite
+def basic_block_configs(draw, max_batch=2, max_channels=3, max_side=5):
+    """torchvision's BasicBlock, with a projection shortcut when stride or channels change."""
+    n, inplanes, planes = draw(st.integers(2, max_batch)), draw(st.integers(1, max_channels)), \
+        draw(st.integers(1, max_channels))
+    stride = draw(st.integers(1, 2))
+    h, w = draw(st.integers(2, max_side)), draw(st.integers(2, max_side))
+    out = (n, planes, window_output_size(h, 3, stride, 1), window_output_size(w, 3, stride, 1))
+    return LayerConfig("BasicBlock", dict(inplanes=inplanes, planes=planes, stride=stride), (n, inplanes, h, w), out)
+
+
+LAYER_STRATEGIES = {
+    "Conv2d": conv2d_configs,
+    "Linear": linear_configs,
+    "ReLU": relu_configs,
+    "MaxPool2d": lambda: pool2d_configs("MaxPool2d"),
+    "AvgPool2d": lambda: pool2d_configs("AvgPool2d"),
+    "AdaptiveAvgPool2d": adaptive_avg_pool2d_configs,
+    "BatchNorm2d": batch_norm2d_configs,
+    "Dropout": dropout_configs,
+    "Dropout2d": dropout2d_configs,
+    "Flatten": flatten_configs,
+    "ResidualBlock": residual_block_configs,
+    "BasicBlock": basic_block_configs,
+}
+LAYERS = list(LAYER_STRATEGIES)
+PARAMETRIC_LAYERS = ["Conv2d", "Linear", "BatchNorm2d", "ResidualBlock", "BasicBlock"]
+CHANNEL_LAYERS = ["Conv2d", "Linear", "BatchNorm2d", "ResidualBlock", "BasicBlock"]  # fixed size of dim 1
+WINDOW_LAYERS = ["Conv2d", "MaxPool2d", "AvgPool2d"]  # sliding a kernel: input must fit it
+RANDOM_LAYERS = ["Dropout", "Dropout2d"]  # draw a mask in training mode
+NDIM = {  # the input ranks each layer accepts
+    **dict.fromkeys(["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Dropout2d",
+                     "ResidualBlock", "BasicBlock"], (4,)),
+    "Linear": (2,), "ReLU": tuple(range(1, 33)), "Dropout": tuple(range(1, 33)), "Flatten": tuple(range(2, 33)),
+}
+
+
+def layer_configs(name: str) -> st.SearchStrategy[LayerConfig]:
+    """Random valid configurations of the layer `name` (one of LAYERS)."""
+    return LAYER_STRATEGIES[name]()
+
+
+# -- invalid configurations -----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class InvalidConstruction:
+    """Constructor arguments the layer must reject with a ValueError naming itself."""
+
+    layer: str
+    kwargs: dict = field(hash=False)
+    reason: str
+
+
+def _invalid(layer, reason, **kwargs):
+    return st.fixed_dictionaries(kwargs).map(lambda kw: InvalidConstruction(layer, kw, reason))
+
+
+def invalid_constructions() -> st.SearchStrategy[InvalidConstruction]:
+    """Non-positive sizes, negative padding, pooling padding over half the kernel, p/eps/momentum out of range."""
+    size, non_positive = st.integers(1, 4), st.integers(-3, 0)
+    return st.one_of(
+        _invalid("Conv2d", "kernel_size < 1", in_channels=size, out_channels=size, kernel_size=non_positive),
+        _invalid("Conv2d", "stride < 1", in_channels=size, out_channels=size, kernel_size=size, stride=non_positive),
+        _invalid("Conv2d", "padding < 0", in_channels=size, out_channels=size, kernel_size=size,
+                 padding=st.integers(-3, -1)),
+        _invalid("Conv2d", "in_channels < 1", in_channels=non_positive, out_channels=size, kernel_size=size),
+        _invalid("Conv2d", "out_channels < 1", in_channels=size, out_channels=non_positive, kernel_size=size),
+        _invalid("Linear", "in_features < 1", in_features=non_positive, out_features=size),
+        _invalid("Linear", "out_features < 1", in_features=size, out_features=non_positive),
+        *(_invalid(pool, "kernel_size < 1", kernel_size=non_positive) for pool in ("MaxPool2d", "AvgPool2d")),
+        *(_invalid(pool, "stride < 1", kernel_size=size, stride=non_positive) for pool in ("MaxPool2d", "AvgPool2d")),
+        *(st.integers(1, 5).flatmap(lambda k, pool=pool: _invalid(
+            pool, "padding > kernel_size / 2", kernel_size=st.just(k), padding=st.integers(k // 2 + 1, k + 2)))
+          for pool in ("MaxPool2d", "AvgPool2d")),
+        _invalid("AdaptiveAvgPool2d", "output_size < 1", output_size=non_positive),
+        _invalid("BatchNorm2d", "num_features < 1", num_features=non_positive),
+        _invalid("BatchNorm2d", "eps <= 0", num_features=size, eps=st.floats(-1.0, 0.0)),
+        _invalid("BatchNorm2d", "momentum outside [0, 1]", num_features=size,
+                 momentum=st.floats(1.001, 10.0) | st.floats(-10.0, -0.001)),
+        *(_invalid(drop, "p outside [0, 1]", p=st.floats(1.001, 10.0) | st.floats(-10.0, -0.001))
+          for drop in ("Dropout", "Dropout2d")),
+    )
+
+
+def wrong_ndim_shapes(cfg: LayerConfig) -> st.SearchStrategy[tuple[int, ...]]:
+    """Input shapes of a rank the layer rejects (a dim dropped or added, or 0-d)."""
+    accepted = NDIM[cfg.layer]
+    ranks = [r for r in range(0, max(accepted[-1], 4) + 2) if r not in accepted and r <= 6]
+    return st.sampled_from(ranks).map(lambda r: tuple(cfg.input_shape[:r]) + (2,) * max(0, r - len(cfg.input_shape)))
+
+
+def channel_mismatch_shapes(cfg: LayerConfig) -> st.SearchStrategy[tuple[int, ...]]:
+    """cfg's input shape with another size along dim 1 (only for CHANNEL_LAYERS)."""
+    wanted = cfg.input_shape[1]
+    return st.integers(1, wanted + 3).filter(lambda c: c != wanted).map(
+        lambda c: cfg.input_shape[:1] + (c,) + cfg.input_shape[2:])
+
+
+@st.composite
+def too_small_configs(draw, name: str) -> LayerConfig:
+    """A WINDOW_LAYERS config whose padded input is smaller than the kernel in H or W (output_shape unused)."""
+    kernel = draw(st.integers(2, 5))
+    padding = draw(st.integers(0, (kernel - 2) // 2))  # kernel - 2 padding >= 2: an input of 1 is too small
+    small = draw(st.integers(1, kernel - 2 * padding - 1))
+    big = kernel + draw(st.integers(0, 3))
+    h, w = draw(st.sampled_from([(small, big), (big, small), (small, small)]))
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    if name == "Conv2d":
+        kwargs = dict(in_channels=c, out_channels=2, kernel_size=kernel, padding=padding)
+    else:
+        kwargs = dict(kernel_size=kernel, padding=padding)
+    return LayerConfig(name, kwargs, (n, c, h, w), ())
+
+
+@st.composite
+def corrupted_state_dicts(draw, state: dict) -> tuple[str, str, dict]:
+    """(kind, key, bad copy of `state`): a key missing, an unexpected key, a wrong shape or a non-numeric array."""
+    kinds = ["unexpected"] + (["missing", "wrong_shape", "non_numeric"] if state else [])
+    kind = draw(st.sampled_from(kinds))
+    bad = {key: np.array(value, copy=True) for key, value in state.items()}
+    if kind == "unexpected":
+        key = draw(st.sampled_from(["extra.weight", "bogus", "0.weight_", "running_mean_"]))
+        bad[key] = np.zeros(3, dtype=np.float32)
+        return kind, key, bad
+    key = draw(st.sampled_from(sorted(state)))
+    if kind == "missing":
+        del bad[key]
+    elif kind == "wrong_shape":
+        shape = bad[key].shape
+        new_shape = draw(st.sampled_from([shape + (1,), (2,) + shape] +
+                                         ([shape[:-1] + (shape[-1] + 1,), shape[1:]] if shape else [])))
+        bad[key] = np.zeros(new_shape, dtype=bad[key].dtype)
+    else:
+        bad[key] = np.full(bad[key].shape, "x")
+    return kind, key, bad
+
+
+# --- conformance strategies ---
+# Configurations of the non-layer ops of the conformance op table (conformance/ops.py): plain dicts, so that a
+# failing case prints as a copy-pasteable literal.
+
+@st.composite
+def cross_entropy_configs(draw, max_batch=6, max_classes=7):
+    """CrossEntropyLoss: batch, classes, label smoothing and a logit scale up to 1e4 (log-sum-exp territory)."""
+    return dict(batch=draw(st.integers(1, max_batch)), classes=draw(st.integers(2, max_classes)),
+                label_smoothing=draw(st.sampled_from([0.0, 0.05, 0.1, 0.5, 1.0])),
+                logit_scale=draw(st.sampled_from([1.0, 10.0, 1e2, 1e4])))
+
+
+def _optimizer_common(draw, max_steps=6):
+    """Two small parameters, a few steps, and the steps at which the second one gets no gradient (skipped)."""
+    shapes = [draw(st.lists(st.integers(1, 4), min_size=1, max_size=3).map(tuple)) for _ in range(2)]
+    steps = draw(st.integers(1, max_steps))
+    skip = draw(st.lists(st.integers(0, steps - 1), max_size=2, unique=True))
+    return dict(shapes=shapes, steps=steps, skip_steps=sorted(skip))
+
+
+@st.composite
+def sgd_configs(draw):
+    """torch.optim.SGD's options: momentum, dampening, weight decay, Nesterov (momentum > 0, no dampening)."""
+    nesterov = draw(st.booleans())
+    momentum = draw(st.sampled_from([0.5, 0.9] if nesterov else [0.0, 0.5, 0.9]))
+    dampening = 0.0 if nesterov else draw(st.sampled_from([0.0, 0.1, 0.5]))
+    kwargs = dict(lr=draw(st.sampled_from([0.01, 0.1, 0.5])), momentum=momentum, dampening=dampening,
+                  weight_decay=draw(st.sampled_from([0.0, 1e-4, 0.1])), nesterov=nesterov)
+    return dict(optimizer="SGD", kwargs=kwargs, **_optimizer_common(draw))
+
+
+@st.composite
+def adam_configs(draw):
+    """torch.optim.Adam's options: lr, betas, eps, L2 weight decay."""
+    kwargs = dict(lr=draw(st.sampled_from([1e-3, 1e-2, 0.1])),
+                  betas=draw(st.sampled_from([(0.9, 0.999), (0.5, 0.9), (0.0, 0.99)])),
+                  eps=draw(st.sampled_from([1e-8, 1e-6, 1e-3])), weight_decay=draw(st.sampled_from([0.0, 1e-4, 0.1])))
+    return dict(optimizer="Adam", kwargs=kwargs, **_optimizer_common(draw))
+
+
+@st.composite
+def step_lr_configs(draw):
+    """StepLR over plain SGD: one optimizer step and one scheduler step per epoch, for up to 12 epochs."""
+    schedule = dict(step_size=draw(st.integers(1, 4)), gamma=draw(st.sampled_from([0.1, 0.5, 0.9])))
+    common = _optimizer_common(draw, max_steps=12)
+    return dict(optimizer="SGD", kwargs=dict(lr=draw(st.sampled_from([0.1, 1.0]))), schedule=schedule, **common)
