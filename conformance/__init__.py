@@ -1,0 +1,1 @@
+"""NumPy-against-PyTorch conformance suite: op table, model twins, trajectories, oracles, one tolerance table."""

@@ -1,0 +1,62 @@
+"""The conformance report: records merge into JSON, Markdown and PNGs, and the xdist path works end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from .report import write_report
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _record(subject, ratio, passed=True, kind="tolerance", dtype="float32", case="c1", **extra):
+    values = dict(max_abs=ratio * 1e-5, max_rel=ratio * 1e-6, ratio=ratio, rtol=1.3e-6, atol=1e-5, size=4)
+    if kind == "budget":
+        values = dict(ours=1e-7, torch=1e-7, allowed=4e-7, ratio=ratio, factor=4.0)
+    return dict(tier="op", subject=subject, dtype=dtype, device="cpu", case=case, stage="forward", kind=kind,
+                passed=passed, **values, **extra)
+
+
+def test_report_ranks_subjects_by_worst_ratio_and_flags_failures(tmp_path):
+    parts = tmp_path / "parts"
+    parts.mkdir()
+    records = [_record("Conv2d", 0.5), _record("Conv2d", 0.01, case="c2"), _record("ReLU", 0.0),
+               _record("Linear", 3.0, passed=False), _record("Conv2d", 0.7, kind="budget"),
+               dict(tier="trajectory", subject="tiny_cnn", dtype="float64", device="cpu", case="t", stage="sgd",
+                    kind="trajectory", param_gap=[1e-17, 2e-17, 4e-17], loss_gap=[0.0] * 3, ratio=[1e-9] * 3,
+                    torch32_gap=None)]
+    (parts / "gw0.jsonl").write_text("\n".join(json.dumps(r) for r in records[:3]) + "\n")
+    (parts / "gw1.jsonl").write_text("\n".join(json.dumps(r) for r in records[3:]) + "\n")
+    write_report(tmp_path)
+    report = json.loads((tmp_path / "conformance.json").read_text())
+    rows = {row["subject"]: row for row in report["rows"]}
+    assert [row["subject"] for row in report["rows"]] == ["Linear", "Conv2d", "ReLU"]
+    assert rows["Conv2d"]["cases"] == 2 and rows["Conv2d"]["worst_ratio"] == 0.5
+    assert rows["Conv2d"]["budget_ratio"] == 0.7 and rows["Conv2d"]["verdict"] == "pass"
+    assert rows["Linear"]["verdict"] == "FAIL"
+    markdown = (tmp_path / "conformance.md").read_text()
+    assert "| op | Linear | float32 | cpu | 1 |" in markdown and "FAIL" in markdown
+    assert "| tiny_cnn | sgd | float64 | cpu | 3 |" in markdown
+    for image in ("heatmap.png", "trajectories.png"):
+        assert (tmp_path / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_option_merges_xdist_worker_parts(tmp_path):
+    """`pytest conformance/... -n 2 --conformance-report DIR` from the repo root: workers write parts, the
+    controller merges them into one report."""
+    out = tmp_path / "report"
+    command = [sys.executable, "-m", "pytest", "conformance/test_ops.py", "-n", "2", "-p", "no:cacheprovider",
+               "-o", "addopts=", "-q", "--conformance-report", str(out),
+               "-k", "(ReLU-float64 or Flatten-float64 or Linear-float64) and cpu"]
+    env = {**os.environ, "HYPOTHESIS_PROFILE": "ci"}
+    result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
+    parts = sorted(p.name for p in (out / "parts").glob("*.jsonl"))
+    assert parts and all(name.startswith("gw") for name in parts), parts
+    subjects = {row["subject"] for row in json.loads((out / "conformance.json").read_text())["rows"]}
+    assert subjects == {"ReLU", "Flatten", "Linear"}
+    assert (out / "conformance.md").exists() and (out / "heatmap.png").exists()
