@@ -28,6 +28,9 @@ def _add_accuracy(subparsers) -> None:
     p.add_argument("--baselines-dir", default=None, help="default: the repository's baselines/")
     p.add_argument("--update-baselines", action="store_true",
                    help="rewrite the baselines of the runs made (deliberately; never implicit)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for BLAS and torch while training (default 1: reproducible across machines, "
+                   "robust on shared cores; 0 = the libraries' defaults)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -67,7 +67,7 @@ def _twin(architecture: Callable) -> tuple[Callable, Callable]:
     return _numpy_builder(architecture), build_torch
 
 
-_DIGITS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=64, epochs=10)
+_DIGITS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=30, step_size=20)
 
 _SPECS = {
     spec.name: spec
@@ -82,18 +82,18 @@ _SPECS = {
         ),
         ModelSpec(
             "simple_cnn", (3, 32, 32), 4, *_twin(architectures.simple_cnn),
-            recipes={"shapes": TrainRecipe("adam", 1e-3, 32, 15, weight_decay=1e-4, step_size=10, gamma=0.5,
+            recipes={"shapes": TrainRecipe("adam", 1e-3, 32, 12, weight_decay=1e-4, step_size=9, gamma=0.5,
                                            floor={"numpy": 0.95, "torch": 0.95})},
         ),
         ModelSpec(
             "mnist_cnn", (1, 28, 28), 10, *_twin(architectures.mnist_cnn),
-            recipes={"mnist": TrainRecipe("adam", 1e-3, 64, 2, floor={"numpy": 0.985, "torch": 0.990})},
+            recipes={"mnist": TrainRecipe("adam", 1e-3, 64, 3, step_size=2, floor={"numpy": 0.985, "torch": 0.990})},
         ),
         ModelSpec(
             "resnet18", (1, 8, 8), 10,
             _numpy_builder(architectures.resnet18_numpy), architectures.resnet18_torch,
             recipes={
-                "digits": TrainRecipe("adam", 1e-3, 64, 5, floor={"numpy": 0.97, "torch": 0.97}),
+                "digits": TrainRecipe("adam", 1e-3, 128, 8, step_size=4, floor={"numpy": 0.97, "torch": 0.97}),
                 "mnist": TrainRecipe("adam", 1e-3, 128, 3, floor={"torch": 0.993}, devices=("cuda",)),
             },
             options={"in_channels": 1, "num_classes": 10, "small_stem": True},

@@ -17,13 +17,36 @@ def _window_slices(i, j, out_size, stride):
     return slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw)
 
 
-def _masked(values, mask):
+def _masked(values, mask, out=None):
     """values where mask is True, else exactly 0 (as torch), e.g. a gradient routed through ReLU or max-pool.
 
-    A multiply by the boolean mask is 10-20x faster than np.where; only when it produced NaN or inf (a
-    non-finite value times 0 is NaN, where torch gives 0) is np.where used instead.
+    A multiply by the boolean mask is 10-20x faster than np.where, but NaN or inf times 0 is NaN where torch
+    gives 0: values holding those take the np.where path.
     """
-    out = values * mask
-    if not np.isfinite(out).all():
-        out = np.where(mask, values, 0)
+    if np.isfinite(values).all():
+        return np.multiply(values, mask, out=out)
+    if out is None:
+        return np.where(mask, values, 0)
+    out[...] = np.where(mask, values, 0)
+    return out
+
+
+def _channel_sum(x):
+    """Per-channel sum (C,) of x (N, C, H, W): over the batch, then the columns, then the rows.
+
+    Each stage adds a short run of numbers, so float32 stays accurate and fast in either memory layout; one
+    reduction over N*H*W channels-last values adds them one by one (20x the rounding error, and slow).
+    """
+    return x.sum(axis=0).sum(axis=2).sum(axis=1)
+
+
+def _in_layout_of(values, reference):
+    """values in the memory layout of `reference` (same shape): as is when it already is, else one copy.
+
+    Elementwise work between arrays of different layouts runs in short strided loops, 2-6x slower.
+    """
+    out = np.empty_like(reference, dtype=values.dtype)
+    if out.strides == values.strides:
+        return values
+    out[...] = values
     return out

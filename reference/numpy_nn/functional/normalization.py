@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._utils import _channel_sum
+
 
 class BatchNormCache(NamedTuple):
     """What the backward pass needs; `mean` and `var` are the per-channel statistics the forward used."""
@@ -31,8 +33,9 @@ def _normalize(x, weight, bias, mean, var, eps, training):
 
 def batch_norm2d_train_forward(x, weight, bias, eps):
     """Normalize x (N, C, H, W) with its own per-channel mean and biased variance, then scale and shift."""
-    mean = x.mean(axis=(0, 2, 3))
-    var = x.var(axis=(0, 2, 3))
+    count = x.size // x.shape[1]
+    mean = _channel_sum(x) / count
+    var = _channel_sum(np.square(x - _per_channel(mean))) / count
     return _normalize(x, weight, bias, mean, var, eps, training=True)
 
 
@@ -45,8 +48,8 @@ def batch_norm2d_backward(grad_out, cache):
     """Gradients (grad_x, grad_weight, grad_bias) for either forward; training mode also
     differentiates through the batch mean and variance (the compact closed form)."""
     x_hat, weight, inv_std = cache.x_hat, cache.weight, cache.inv_std
-    grad_bias = grad_out.sum(axis=(0, 2, 3))
-    grad_weight = (grad_out * x_hat).sum(axis=(0, 2, 3))
+    grad_bias = _channel_sum(grad_out)
+    grad_weight = _channel_sum(grad_out * x_hat)
     scale = _per_channel(weight * inv_std)
     if not cache.training:
         return grad_out * scale, grad_weight, grad_bias

@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from ._utils import _masked, _pair, _window_slices
+from ._utils import _in_layout_of, _masked, _pair, _window_slices
 from .conv import conv2d_output_size
 
 
@@ -50,7 +50,8 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
     out_size = pool_output_size(h, w, kernel_size, stride, padding)
     x_padded = _pad(x, (ph, pw), -np.inf)
-    out = np.full_like(x, -np.inf, shape=(n, c, *out_size))  # x's memory layout, as every buffer below
+    windows = (x_padded[:, :, rows, columns] for _, rows, columns in _offsets((kh, kw), stride, out_size))
+    out = np.array(next(windows), order="K")  # offset 0; x's memory layout, as every buffer below
     # Offset k = i * kw + j of the picked element per window. torch starts from the window's first in-bounds
     # element, so a window of -inf values hands its gradient to that element, never to the padding.
     index_type = np.min_scalar_type(kh * kw - 1)
@@ -59,8 +60,7 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
     first_column = np.maximum(pw - sw * np.arange(out_size[1]), 0)
     argmax[...] = first_row[:, None] * kw + first_column
     taken = np.empty_like(out, dtype=bool)
-    for k, rows, columns in _offsets((kh, kw), stride, out_size):
-        window = x_padded[:, :, rows, columns]
+    for k, window in enumerate(windows, start=1):
         np.greater(window, out, out=taken)  # never true for NaN: windows with a NaN are settled below
         np.maximum(out, window, out=out)  # NaN-propagating
         # Offsets only grow, so this sets argmax to k exactly where taken (a branch-free select: np.where and
@@ -75,9 +75,14 @@ def max_pool2d_forward(x, kernel_size, stride, padding):
 def max_pool2d_backward(grad_out, cache):
     """Send each output gradient (N, C, Ho, Wo) to its window's picked element; overlapping windows add up."""
     argmax, x_shape, kernel_size, stride, padding = cache
+    grad_out = _in_layout_of(grad_out, argmax)
     grad_padded = _zeros_padded(argmax, x_shape, padding, grad_out.dtype)
+    overlapping = any(s < k for s, k in zip(_pair(stride), kernel_size, strict=True))
     for k, rows, columns in _offsets(kernel_size, stride, grad_out.shape[2:]):
-        grad_padded[:, :, rows, columns] += _masked(grad_out, argmax == k)
+        if overlapping:
+            grad_padded[:, :, rows, columns] += _masked(grad_out, argmax == k)
+        else:  # each input element is in one window at most: write in place instead of adding
+            _masked(grad_out, argmax == k, out=grad_padded[:, :, rows, columns])
     return _crop(grad_padded, padding)
 
 

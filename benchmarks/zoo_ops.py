@@ -1,0 +1,133 @@
+"""The ops the zoo really runs: every functional call of each model's training forward at its recipe's batch size.
+
+`zoo_op_cases()` runs one forward and loss of every zoo model (NumPy, training mode) with the functional
+layer calls recorded, and returns each distinct call once (op, arguments, which models make it). `OPS`
+pairs each NumPy op with its torch.nn.functional twin, so a case can be replayed in both frameworks.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as tF
+
+from reference import numpy_nn, zoo
+from reference.numpy_nn import functional as F
+
+
+@dataclass(frozen=True)
+class Op:
+    """A NumPy forward/backward pair and the torch function taking the same arguments (arrays as tensors)."""
+
+    forward: Callable
+    backward: Callable  # (grad_out, cache) -> gradients
+    torch: Callable
+
+
+OPS = {
+    "conv2d": Op(F.conv2d_forward, F.conv2d_backward, tF.conv2d),
+    "linear": Op(F.linear_forward, F.linear_backward, tF.linear),
+    "relu": Op(F.relu_forward, F.relu_backward, torch.relu),
+    "max_pool2d": Op(F.max_pool2d_forward, F.max_pool2d_backward, tF.max_pool2d),
+    "avg_pool2d": Op(F.avg_pool2d_forward, F.avg_pool2d_backward, tF.avg_pool2d),
+    "adaptive_avg_pool2d": Op(F.adaptive_avg_pool2d_forward, F.adaptive_avg_pool2d_backward,
+                              tF.adaptive_avg_pool2d),
+    "batch_norm2d_train": Op(F.batch_norm2d_train_forward, F.batch_norm2d_backward,
+                             lambda x, weight, bias, eps: tF.batch_norm(x, None, None, weight, bias, True, 0.0, eps)),
+    "dropout": Op(F.dropout_forward, F.dropout_backward, lambda x, p, rng: tF.dropout(x, p, True)),
+    "dropout2d": Op(F.dropout2d_forward, F.dropout_backward, lambda x, p, rng: tF.dropout2d(x, p, True)),
+    "cross_entropy": Op(F.cross_entropy_forward, lambda grad, cache: F.cross_entropy_backward(cache, grad),
+                        lambda logits, targets, ls: tF.cross_entropy(logits, targets, label_smoothing=ls)),
+}
+
+
+@dataclass
+class OpCase:
+    """One distinct call of an op: its recorded arguments and the zoo models that make it."""
+
+    op: str
+    args: tuple
+    models: list[str]
+
+    def _arguments(self) -> dict:
+        bound = inspect.signature(OPS[self.op].forward).bind(*self.args).arguments
+        return {name: _describe(value) for name, value in bound.items() if not isinstance(value, np.random.Generator)}
+
+    @property
+    def label(self) -> str:
+        """e.g. `conv2d x=64x32x14x14 weight=64x32x3x3 bias=64 stride=1x1 padding=1x1` (generators left out)."""
+        return " ".join([self.op, *(f"{name}={value}" for name, value in self._arguments().items())])
+
+    @property
+    def id(self) -> str:
+        """The label without argument names, for test ids and `-k`: `conv2d-64x32x14x14-64x32x3x3-64-1x1-1x1`."""
+        return "-".join([self.op, *self._arguments().values()])
+
+
+def _describe(value) -> str:
+    if isinstance(value, np.ndarray):
+        return "x".join(map(str, value.shape))
+    if isinstance(value, tuple):
+        return "x".join(map(str, value))
+    return str(value)
+
+
+@contextmanager
+def _recording(calls: list[tuple[str, tuple]]):
+    """Replace each F.<op>_forward by a wrapper appending (op, args) to `calls`; restore them afterwards."""
+    originals = {op: getattr(F, OPS[op].forward.__name__) for op in OPS}
+
+    def recorder(op, forward):
+        def record(*args):
+            calls.append((op, args))
+            return forward(*args)
+        return record
+
+    for op, forward in originals.items():
+        setattr(F, forward.__name__, recorder(op, forward))
+    try:
+        yield
+    finally:
+        for forward in originals.values():
+            setattr(F, forward.__name__, forward)
+
+
+def model_batch(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """A random float32 batch (x, y) of model `name` at its default recipe's batch size."""
+    entry = zoo.spec(name)
+    batch_size = entry.recipes[entry.default_dataset].batch_size
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch_size, *entry.input_shape), dtype=np.float32)
+    return x, rng.integers(0, entry.num_classes, batch_size)
+
+
+def zoo_op_cases() -> list[OpCase]:
+    """Each distinct functional call of the zoo's training forward passes, in first-use order."""
+    cases: dict[str, OpCase] = {}
+    for name in zoo.names():
+        calls: list[tuple[str, tuple]] = []
+        model, (x, y) = zoo.build(name, "numpy"), model_batch(name)
+        with _recording(calls):
+            numpy_nn.CrossEntropyLoss()(model.train()(x), y)
+        for op, args in calls:
+            case = cases.setdefault(OpCase(op, args, []).label, OpCase(op, args, []))
+            if name not in case.models:
+                case.models.append(name)
+    return list(cases.values())
+
+
+def as_torch(args: tuple) -> tuple[tuple, list[torch.Tensor]]:
+    """The arguments with arrays as tensors, and the float tensors (leaves requiring grad) among them."""
+    converted, leaves = [], []
+    for value in args:
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(value.copy())
+            if value.is_floating_point():
+                leaves.append(value.requires_grad_())
+        converted.append(value)
+    return tuple(converted), leaves

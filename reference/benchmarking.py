@@ -1,0 +1,128 @@
+"""Benchmark results as NumPy/torch ratios: per-case summaries, the JSON + Markdown report, the regression gate.
+
+Each case is timed in rounds, a NumPy call and the same torch call back to back, so a noisy machine slows
+both sides of a round alike; the ratio of a case is the median of its per-round ratios. The gate compares
+those medians with a committed baseline (ratios are far less machine-dependent than absolute times).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TOLERANCE = 0.25  # a case regresses when its ratio grows by more than 25% over the baseline
+
+
+def summarize(case: str, group: str, numpy_times, torch_times, *, totals: bool = False, **info) -> dict:
+    """One report row: medians in seconds, and the median, quartiles and range of the per-round ratios.
+
+    `numpy_times` may be empty (torch-only cases, e.g. CUDA); otherwise it pairs round by round with
+    `torch_times`. With `totals`, the rounds are slices of one job (an epoch) and their sums are kept too.
+    """
+    numpy_times, torch_times = np.asarray(numpy_times, float), np.asarray(torch_times, float)
+    row = {"case": case, "group": group, "rounds": len(torch_times), **info,
+           "numpy_median_s": None, "torch_median_s": float(np.median(torch_times)), "ratio": None}
+    if totals:
+        row.update(numpy_total_s=float(numpy_times.sum()), torch_total_s=float(torch_times.sum()))
+    if numpy_times.size:
+        ratios = numpy_times / torch_times
+        q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+        row.update(numpy_median_s=float(np.median(numpy_times)), ratio=float(median), ratio_q1=float(q1),
+                   ratio_q3=float(q3), ratio_min=float(ratios.min()), ratio_max=float(ratios.max()))
+    return row
+
+
+def _seconds(value) -> str:
+    if value is None:
+        return "—"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if value >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-6:.3g} µs"
+
+
+def _absolute(row: dict, framework: str) -> str:
+    """The median time per round, or Σ the total of a job timed in slices (an epoch)."""
+    total = row.get(f"{framework}_total_s")
+    return f"Σ {_seconds(total)}" if total is not None else _seconds(row[f"{framework}_median_s"])
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """The rows as a Markdown table, in run order: case, models, absolute times, ratio and its spread."""
+    lines = ["| case | models | NumPy | torch | NumPy/torch | IQR | min–max | rounds |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        if row["ratio"] is None:
+            ratio = iqr = spread = "—"
+        else:
+            ratio = f"**{row['ratio']:.2f}**"
+            iqr = f"{row['ratio_q1']:.2f}–{row['ratio_q3']:.2f}"
+            spread = f"{row['ratio_min']:.2f}–{row['ratio_max']:.2f}"
+        lines.append(f"| {row['case']} | {', '.join(row.get('models', ()))} | {_absolute(row, 'numpy')} | "
+                     f"{_absolute(row, 'torch')} | {ratio} | {iqr} | {spread} | {row['rounds']} |")
+    legend = ("NumPy, torch: median time per round (Σ: total of a job run in interleaved slices). NumPy/torch: "
+              "median of the per-round ratios; IQR and min–max: their spread.")
+    return "\n".join(lines) + "\n\n" + legend
+
+
+def write_report(rows: list[dict], folder: str | Path, meta: dict, verdict: str) -> tuple[Path, Path]:
+    """Write `bench.json` (meta + rows) and `bench.md` (table + verdict) into `folder`; return both paths."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    json_path, md_path = folder / "bench.json", folder / "bench.md"
+    json_path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    setup = ", ".join(f"{key}: {value}" for key, value in meta.items())
+    md_path.write_text(f"# NumPy vs torch benchmarks\n\n{setup}\n\n{markdown_table(rows)}\n\n{verdict}\n")
+    return json_path, md_path
+
+
+@dataclass(frozen=True)
+class Regression:
+    """A case whose median ratio grew by more than the tolerance over its baseline."""
+
+    case: str
+    baseline: float
+    current: float
+
+    def __str__(self) -> str:
+        change = self.current / self.baseline - 1.0
+        return f"{self.case}: NumPy/torch {self.current:.2f} vs baseline {self.baseline:.2f} ({change:+.0%})"
+
+
+def load_baseline(path: str | Path) -> dict[str, float]:
+    """Baseline ratios by case from a baseline JSON file ({} when the file does not exist)."""
+    path = Path(path)
+    return json.loads(path.read_text())["ratios"] if path.exists() else {}
+
+
+def find_regressions(rows: list[dict], baseline: dict[str, float], tolerance: float = TOLERANCE) -> list[Regression]:
+    """Cases measured in `rows` whose ratio exceeds (1 + tolerance) times their baseline ratio."""
+    return [Regression(row["case"], baseline[row["case"]], row["ratio"]) for row in rows
+            if row["ratio"] is not None and row["case"] in baseline
+            and row["ratio"] > (1.0 + tolerance) * baseline[row["case"]]]
+
+
+def save_baseline(rows: list[dict], path: str | Path, meta: dict) -> Path:
+    """Write the measured ratios into the baseline file, keeping baseline cases this run did not measure."""
+    path = Path(path)
+    measured = {row["case"]: round(row["ratio"], 4) for row in rows if row["ratio"] is not None}
+    ratios = {**load_baseline(path), **measured}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"meta": meta, "tolerance": TOLERANCE, "ratios": ratios}, indent=2) + "\n")
+    return path
+
+
+def gate_verdict(rows: list[dict], baseline: dict[str, float], tolerance: float = TOLERANCE) -> tuple[bool, str]:
+    """(passed, text): the regressions against the baseline, and which cases had no baseline ratio."""
+    regressions = find_regressions(rows, baseline, tolerance)
+    measured = [row["case"] for row in rows if row["ratio"] is not None]
+    new = [case for case in measured if case not in baseline]
+    lines = [f"Gate: {len(regressions)} regression(s) beyond +{tolerance:.0%} against the baseline "
+             f"({len(measured) - len(new)} case(s) compared)."]
+    lines += [f"  REGRESSION {regression}" for regression in regressions]
+    if new:
+        lines.append(f"  no baseline for {len(new)} case(s): {', '.join(new)}")
+    return not regressions, "\n".join(lines)
