@@ -31,7 +31,8 @@ def summarize(case: str, group: str, numpy_times, torch_times, *, totals: bool =
         ratios = numpy_times / torch_times
         q1, median, q3 = np.percentile(ratios, [25, 50, 75])
         row.update(numpy_median_s=float(np.median(numpy_times)), ratio=float(median), ratio_q1=float(q1),
-                   ratio_q3=float(q3), ratio_min=float(ratios.min()), ratio_max=float(ratios.max()))
+                   ratio_q3=float(q3), ratio_min=float(ratios.min()), ratio_max=float(ratios.max()),
+                   numpy_min_s=float(numpy_times.min()), torch_min_s=float(torch_times.min()))
     return row
 
 

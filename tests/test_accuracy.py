@@ -47,7 +47,7 @@ def dataset(name: str):
     return load_dataset(name)
 
 
-@pytest.mark.parametrize(("model", "framework", "device", "dataset_name"), accuracy_cases())
+@pytest.mark.parametrize(("model", "framework", "device", "dataset_name"), list(accuracy_cases()))
 def test_accuracy_does_not_regress(request, model, framework, device, dataset_name):
     if dataset_name == "mnist":
         if not mnist_selected(request.config):
