@@ -3,7 +3,8 @@
 `bench.compare(case, numpy_fn, torch_fn)` runs pytest-benchmark on the NumPy call and times the torch call
 just before each round (pytest-benchmark's per-round `setup`), so both see the same machine load. At the
 end of the session the ratios go to `reports/bench/bench.{json,md}`, the table is printed, and the run fails
-when a ratio worsened by more than 25% against `baselines/bench.json` (`--update-bench-baseline` rewrites it).
+when a gated ratio (training step, epoch, op family) worsened by more than 25% against `baselines/bench.json`
+(`--update-bench-baseline` rewrites the baseline instead).
 """
 
 from __future__ import annotations
@@ -86,9 +87,8 @@ class Bench:
         gc.collect()
         self.benchmark.pedantic(numpy_fn, setup=time_torch, rounds=rounds)
         if not self.benchmark.disabled:
-            numpy_times = self.benchmark.stats.stats.data
-            self.rows.append(benchmarking.summarize(case, group, numpy_times, torch_times, totals=totals,
-                                                    models=list(models), **info))
+            self.rows.append(benchmarking.summarize(case, group, self.benchmark.stats.stats.data, torch_times,
+                                                    totals=totals, models=list(models), **info))
 
     def torch_only(self, case: str, group: str, torch_fn, *, rounds: int, warmup: int, **info):
         """Time torch_fn alone with pytest-benchmark (e.g. a CUDA step, synchronized): a row without a ratio."""
@@ -119,6 +119,7 @@ def pytest_sessionfinish(session, exitstatus):
     rows = config.stash.get(ROWS, [])
     if not rows:
         return
+    rows = rows + benchmarking.op_families(rows)
     root = Path(config.rootpath)
     baseline_path = root / config.getoption("--bench-baseline")
     if config.getoption("--update-bench-baseline"):
@@ -133,6 +134,7 @@ def pytest_sessionfinish(session, exitstatus):
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
+@pytest.hookimpl(trylast=True)  # after pytest-benchmark's own tables: the ratio table ends the output
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if SUMMARY not in config.stash:
         return

@@ -49,7 +49,7 @@ def epoch_in_slices(stepper, batches: list, slices: int):
     return lambda: next(calls)()
 
 
-@pytest.mark.parametrize("name, dataset, slices", [("tiny_cnn", "digits", 4), ("tiny_resnet", "digits", 4),
+@pytest.mark.parametrize("name, dataset, slices", [("tiny_cnn", "digits", 10), ("tiny_resnet", "digits", 10),
                                                    ("mnist_cnn", "mnist", 10)])
 def test_epoch(bench, name, dataset, slices):
     data = dataset_or_skip(dataset)

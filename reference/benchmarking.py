@@ -2,18 +2,23 @@
 
 Each case is timed in rounds, a NumPy call and the same torch call back to back, so a noisy machine slows
 both sides of a round alike; the ratio of a case is the median of its per-round ratios. The gate compares
-those medians with a committed baseline (ratios are far less machine-dependent than absolute times).
+ratios with a committed baseline (ratios are far less machine-dependent than absolute times). It fails on
+whole training steps, epochs and op families (the geometric mean over all shapes of one op and direction);
+single op shapes only warn: on a shared machine 2-6% of them move by more than 25% between two runs of the
+same code (measured over 4 runs of 146 cases), while steps moved by 4% at most and op families by 23%.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-TOLERANCE = 0.25  # a case regresses when its ratio grows by more than 25% over the baseline
+TOLERANCE = 0.25  # a gated ratio regresses when it grows by more than 25% over the baseline
+GATED_GROUPS = ("training step", "epoch", "op family")
 
 
 def summarize(case: str, group: str, numpy_times, torch_times, *, totals: bool = False, **info) -> dict:
@@ -28,12 +33,29 @@ def summarize(case: str, group: str, numpy_times, torch_times, *, totals: bool =
     if totals:
         row.update(numpy_total_s=float(numpy_times.sum()), torch_total_s=float(torch_times.sum()))
     if numpy_times.size:
-        ratios = numpy_times / torch_times
-        q1, median, q3 = np.percentile(ratios, [25, 50, 75])
-        row.update(numpy_median_s=float(np.median(numpy_times)), ratio=float(median), ratio_q1=float(q1),
-                   ratio_q3=float(q3), ratio_min=float(ratios.min()), ratio_max=float(ratios.max()),
-                   numpy_min_s=float(numpy_times.min()), torch_min_s=float(torch_times.min()))
+        row.update(numpy_median_s=float(np.median(numpy_times)), **_spread(numpy_times / torch_times))
     return row
+
+
+def _spread(ratios) -> dict:
+    q1, median, q3 = np.percentile(ratios, [25, 50, 75])
+    return {"ratio": float(median), "ratio_q1": float(q1), "ratio_q3": float(q3),
+            "ratio_min": float(np.min(ratios)), "ratio_max": float(np.max(ratios))}
+
+
+def op_families(rows: list[dict]) -> list[dict]:
+    """One row per op and direction ("fwd conv2d"): the geometric mean of its cases' ratios, their spread."""
+    families = defaultdict(list)
+    for row in rows:
+        if row["group"].startswith("op ") and row["ratio"] is not None:
+            direction, op = row["case"].split()[:2]
+            families[f"{direction} {op}"].append(row)
+    return [{"case": f"{name}: geometric mean of {len(members)} shapes", "group": "op family",
+             "models": sorted({model for row in members for model in row.get("models", ())}),
+             "rounds": len(members), "numpy_median_s": None, "torch_median_s": None,
+             **_spread([row["ratio"] for row in members]),
+             "ratio": float(np.exp(np.mean(np.log([row["ratio"] for row in members]))))}
+            for name, members in families.items()]
 
 
 def _seconds(value) -> str:
@@ -65,7 +87,8 @@ def markdown_table(rows: list[dict]) -> str:
         lines.append(f"| {row['case']} | {', '.join(row.get('models', ()))} | {_absolute(row, 'numpy')} | "
                      f"{_absolute(row, 'torch')} | {ratio} | {iqr} | {spread} | {row['rounds']} |")
     legend = ("NumPy, torch: median time per round (Σ: total of a job run in interleaved slices). NumPy/torch: "
-              "median of the per-round ratios; IQR and min–max: their spread.")
+              "median of the per-round ratios (op families: geometric mean over shapes); IQR and min–max: their "
+              "spread (op families: over shapes; rounds = shapes).")
     return "\n".join(lines) + "\n\n" + legend
 
 
@@ -82,7 +105,7 @@ def write_report(rows: list[dict], folder: str | Path, meta: dict, verdict: str)
 
 @dataclass(frozen=True)
 class Regression:
-    """A case whose median ratio grew by more than the tolerance over its baseline."""
+    """A case whose ratio grew by more than the tolerance over its baseline."""
 
     case: str
     baseline: float
@@ -117,13 +140,16 @@ def save_baseline(rows: list[dict], path: str | Path, meta: dict) -> Path:
 
 
 def gate_verdict(rows: list[dict], baseline: dict[str, float], tolerance: float = TOLERANCE) -> tuple[bool, str]:
-    """(passed, text): the regressions against the baseline, and which cases had no baseline ratio."""
-    regressions = find_regressions(rows, baseline, tolerance)
-    measured = [row["case"] for row in rows if row["ratio"] is not None]
+    """(passed, text): regressions of gated rows fail; single op shapes beyond the tolerance only warn."""
+    gated = [row for row in rows if row["group"] in GATED_GROUPS]
+    regressions = find_regressions(gated, baseline, tolerance)
+    warnings = find_regressions([row for row in rows if row["group"] not in GATED_GROUPS], baseline, tolerance)
+    measured = [row["case"] for row in gated if row["ratio"] is not None]
     new = [case for case in measured if case not in baseline]
     lines = [f"Gate: {len(regressions)} regression(s) beyond +{tolerance:.0%} against the baseline "
-             f"({len(measured) - len(new)} case(s) compared)."]
+             f"({len(measured) - len(new)} gated case(s) compared: training steps, epochs, op families)."]
     lines += [f"  REGRESSION {regression}" for regression in regressions]
+    lines += [f"  warning (single op shape, not gated) {warning}" for warning in warnings]
     if new:
-        lines.append(f"  no baseline for {len(new)} case(s): {', '.join(new)}")
+        lines.append(f"  no baseline for {len(new)} gated case(s): {', '.join(new)}")
     return not regressions, "\n".join(lines)

@@ -1,4 +1,4 @@
-"""The benchmark regression gate: a ratio that worsened by more than 25% against the baseline fails the run."""
+"""The benchmark regression gate: a gated ratio that worsened by more than 25% against the baseline fails the run."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from reference import benchmarking
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def row(case: str, numpy_times, torch_times) -> dict:
-    return benchmarking.summarize(case, "op forward", numpy_times, torch_times)
+def row(case: str, numpy_times, torch_times, group: str = "training step") -> dict:
+    return benchmarking.summarize(case, group, numpy_times, torch_times)
 
 
 def test_summary_ratio_is_the_median_of_per_round_ratios_with_its_spread():
@@ -25,19 +25,23 @@ def test_summary_ratio_is_the_median_of_per_round_ratios_with_its_spread():
     assert summary["numpy_median_s"] == 3.0 and summary["torch_median_s"] == 1.0 and summary["rounds"] == 3
 
 
-def test_gate_flags_only_ratios_beyond_the_tolerance():
+def test_op_family_is_the_geometric_mean_of_its_shapes():
+    rows = [row(f"fwd conv2d x={n}", [r], [1.0], "op forward") for n, r in enumerate([0.5, 2.0, 1.0])]
+    rows.append(row("bwd conv2d x=0", [3.0], [1.0], "op backward"))
+    families = {family["case"]: family for family in benchmarking.op_families(rows)}
+    assert set(families) == {"fwd conv2d: geometric mean of 3 shapes", "bwd conv2d: geometric mean of 1 shapes"}
+    assert families["fwd conv2d: geometric mean of 3 shapes"]["ratio"] == pytest.approx(1.0)
+
+
+def test_gate_fails_on_gated_regressions_and_only_warns_on_single_op_shapes():
     rows = [row("slower", [1.3], [1.0]), row("within", [1.2], [1.0]), row("new", [9.0], [1.0]),
-            benchmarking.summarize("cuda only", "cuda", [], [1.0])]
-    baseline = {"slower": 1.0, "within": 1.0, "not run": 1.0}
-    assert [r.case for r in benchmarking.find_regressions(rows, baseline)] == ["slower"]
+            row("one op shape", [5.0], [1.0], "op forward"), benchmarking.summarize("cuda only", "cuda", [], [1.0])]
+    baseline = {"slower": 1.0, "within": 1.0, "one op shape": 1.0, "not run": 1.0}
     passed, verdict = benchmarking.gate_verdict(rows, baseline)
-    assert not passed and "REGRESSION slower" in verdict and "+30%" in verdict
-    assert "no baseline for 1 case(s): new" in verdict
-
-
-def test_gate_passes_a_run_that_matches_or_beats_its_baseline():
-    rows = [row("a", [1.0, 1.1], [1.0, 1.0]), row("b", [0.5], [1.0])]
-    assert benchmarking.gate_verdict(rows, {"a": 1.0, "b": 2.0})[0]
+    assert not passed and "REGRESSION slower: NumPy/torch 1.30 vs baseline 1.00 (+30%)" in verdict
+    assert "REGRESSION within" not in verdict and "warning (single op shape, not gated) one op shape" in verdict
+    assert "no baseline for 1 gated case(s): new" in verdict
+    assert benchmarking.gate_verdict(rows[1:], baseline)[0]  # the op shape alone does not fail the run
 
 
 def test_saved_baseline_keeps_cases_the_run_did_not_measure(tmp_path):
@@ -63,12 +67,13 @@ def test_bench_run_fails_against_a_doctored_baseline(tmp_path):
     updated = run_bench(tmp_path, "--update-bench-baseline")
     assert updated.returncode == 0, updated.stdout + updated.stderr
     measured = benchmarking.load_baseline(tmp_path / "bench.json")
-    assert measured and all(case.startswith("fwd relu") for case in measured)
+    family = next(case for case in measured if case.startswith("fwd relu: geometric mean"))
+    assert all(case.startswith("fwd relu") for case in measured)
 
     doctored = {case: ratio / 1000 for case, ratio in measured.items()}  # NumPy "was" 1000x faster
     (tmp_path / "bench.json").write_text(json.dumps({"ratios": doctored}))
     failed = run_bench(tmp_path)
     assert failed.returncode == 1, failed.stdout + failed.stderr
-    assert all(f"REGRESSION {case}:" in failed.stdout for case in measured)
+    assert f"REGRESSION {family}:" in failed.stdout
     report = json.loads((tmp_path / "report" / "bench.json").read_text())
     assert {row["case"] for row in report["rows"]} == set(measured)

@@ -111,16 +111,13 @@ def avg_pool2d_backward(grad_out, cache):
 def adaptive_avg_pool2d_forward(x, output_size):
     """Average x (N, C, H, W) over equal blocks down to output_size (Ho, Wo), which must divide (H, W).
 
-    (1, 1) is global average pooling; torch's adaptive windows are exactly these blocks when the sizes divide.
+    (1, 1) is global average pooling. When the sizes divide, torch's adaptive windows are exactly average
+    pooling with kernel = stride = (H / Ho, W / Wo), so the cache is avg_pool2d's.
     """
-    n, c, h, w = x.shape
-    ho, wo = _pair(output_size)
-    out = x.reshape(n, c, ho, h // ho, wo, w // wo).mean(axis=(3, 5))
-    return out, (x.shape, (ho, wo))
+    (h, w), (ho, wo) = x.shape[2:], _pair(output_size)
+    return avg_pool2d_forward(x, (h // ho, w // wo), (h // ho, w // wo), 0)
 
 
 def adaptive_avg_pool2d_backward(grad_out, cache):
     """Spread each output gradient (N, C, Ho, Wo) evenly over its (H / Ho, W / Wo) block."""
-    (_, _, h, w), (ho, wo) = cache
-    kh, kw = h // ho, w // wo
-    return (grad_out / (kh * kw)).repeat(kh, axis=2).repeat(kw, axis=3)
+    return avg_pool2d_backward(grad_out, cache)
