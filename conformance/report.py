@@ -13,6 +13,8 @@ import math
 from collections import defaultdict
 from pathlib import Path
 
+from reference.data import atomic_write_bytes
+
 TIERS = ("op", "oracle", "model", "trajectory", "device")
 
 
@@ -191,8 +193,8 @@ def write_report(directory: Path, exitstatus: int = 0) -> Path:
     meta = dict(records=len(records), cases=len({e["case"] for e in records}), exitstatus=exitstatus,
                 kink_flips=[e for e in records if e["kind"] == "flip"])
     payload = dict(meta=meta, rows=rows, trajectories=runs)
-    (directory / "conformance.json").write_text(json.dumps(payload, indent=1, default=str))
-    (directory / "conformance.md").write_text(_markdown(rows, runs, meta))
+    atomic_write_bytes(directory / "conformance.json", json.dumps(payload, indent=1, default=str).encode())
+    atomic_write_bytes(directory / "conformance.md", _markdown(rows, runs, meta).encode())
     if rows:
         _heatmap(rows, directory / "heatmap.png")
     if runs:

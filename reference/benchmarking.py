@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import atomic_write_bytes
+
 TOLERANCE = 0.25  # a gated ratio regresses when it grows by more than 25% over the baseline
 GATED_GROUPS = ("training step", "epoch", "op family")
 
@@ -95,12 +97,11 @@ def markdown_table(rows: list[dict]) -> str:
 def write_report(rows: list[dict], folder: str | Path, meta: dict, verdict: str) -> tuple[Path, Path]:
     """Write `bench.json` (meta + rows) and `bench.md` (table + verdict) into `folder`; return both paths."""
     folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = folder / "bench.json", folder / "bench.md"
-    json_path.write_text(json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n")
+    payload = json.dumps({"meta": meta, "rows": rows}, indent=2) + "\n"
+    json_path = atomic_write_bytes(folder / "bench.json", payload.encode())
     setup = ", ".join(f"{key}: {value}" for key, value in meta.items())
-    md_path.write_text(f"# NumPy vs torch benchmarks\n\n{setup}\n\n{markdown_table(rows)}\n\n{verdict}\n")
-    return json_path, md_path
+    markdown = f"# NumPy vs torch benchmarks\n\n{setup}\n\n{markdown_table(rows)}\n\n{verdict}\n"
+    return json_path, atomic_write_bytes(folder / "bench.md", markdown.encode())
 
 
 @dataclass(frozen=True)
@@ -134,9 +135,8 @@ def save_baseline(rows: list[dict], path: str | Path, meta: dict) -> Path:
     path = Path(path)
     measured = {row["case"]: round(row["ratio"], 4) for row in rows if row["ratio"] is not None}
     ratios = {**load_baseline(path), **measured}
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"meta": meta, "tolerance": TOLERANCE, "ratios": ratios}, indent=2) + "\n")
-    return path
+    payload = json.dumps({"meta": meta, "tolerance": TOLERANCE, "ratios": ratios}, indent=2) + "\n"
+    return atomic_write_bytes(path, payload.encode())
 
 
 def gate_verdict(rows: list[dict], baseline: dict[str, float], tolerance: float = TOLERANCE) -> tuple[bool, str]:

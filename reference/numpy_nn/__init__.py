@@ -20,7 +20,7 @@ from .random import manual_seed
 from .validation import StateDictError
 
 __all__ = [
-    "functional", "Module", "Parameter", "Sequential", "Identity", "Flatten", "Conv2d", "Linear", "ReLU",
+    "functional", "random", "Module", "Parameter", "Sequential", "Identity", "Flatten", "Conv2d", "Linear", "ReLU",
     "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Dropout", "Dropout2d", "BasicBlock",
     "ResidualBlock", "CrossEntropyLoss", "SGD", "Adam", "StepLR", "StateDictError", "manual_seed",
 ]

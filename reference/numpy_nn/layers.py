@@ -134,7 +134,7 @@ class _Pool2d(_CachedLayer):
         if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
             raise ValueError(f"{type(self).__name__}: kernel_size and stride must be >= 1 and padding >= 0, "
                              f"got {self!r}")
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size)):
+        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
             raise ValueError(f"{type(self).__name__}: padding should be at most half of kernel_size, got {self!r}")
 
     def _check_pool_input(self, x):
@@ -212,7 +212,8 @@ class BatchNorm2d(_CachedLayer):
                 x, self.weight.data, self.bias.data, self.running_mean, self.running_var, self.eps))
         count = x.shape[0] * x.shape[2] * x.shape[3]
         if count < 2:
-            raise ValueError(f"{self!r}: expected more than 1 value per channel when training, got input shape {x.shape}")
+            raise ValueError(f"{self!r}: expected more than 1 value per channel when training, "
+                             f"got input shape {x.shape}")
         out, cache = F.batch_norm2d_train_forward(x, self.weight.data, self.bias.data, self.eps)
         m = self.momentum
         self.running_mean = (1.0 - m) * self.running_mean + m * cache.mean
