@@ -10,9 +10,10 @@ import time
 import pytest
 import torch
 
-from benchmarks.training import dataset_or_skip, make_optimizer, torch_step
+from benchmarks.training import dataset_or_skip
 from benchmarks.zoo_ops import model_batch
 from reference import zoo
+from reference.train import TorchStepper
 
 pytestmark = [pytest.mark.benchmark, pytest.mark.cuda]
 
@@ -31,9 +32,8 @@ def cudnn_benchmark():
 
 def trainer(name: str, recipe: zoo.TrainRecipe, device: torch.device):
     """A fresh zoo model on `device` and a function doing one training step on given batch tensors."""
-    model = zoo.build(name, "torch").to(device).train()
-    optimizer, loss_fn = make_optimizer(model.parameters(), recipe, torch.optim), torch.nn.CrossEntropyLoss()
-    return model, lambda x, y: torch_step(model, optimizer, loss_fn, x, y)
+    stepper = TorchStepper(zoo.build(name, "torch").train(), recipe, str(device))
+    return stepper.model, stepper.step
 
 
 @pytest.mark.parametrize("name", zoo.names())

@@ -10,11 +10,10 @@ from functools import partial
 
 import numpy as np
 import pytest
-import torch
 
-from benchmarks.training import dataset_or_skip, make_optimizer, numpy_step, torch_step
+from benchmarks.training import dataset_or_skip
 from benchmarks.zoo_ops import model_batch
-from reference import numpy_nn, zoo
+from reference import zoo
 from reference.train import NumpyStepper, TorchStepper
 
 pytestmark = pytest.mark.benchmark
@@ -26,26 +25,27 @@ def test_training_step(bench, name):
     recipe = entry.recipes[entry.default_dataset]
     numpy_model, torch_model = zoo.build(name, "numpy").train(), zoo.build(name, "torch").train()
     zoo.copy_state(numpy_model, torch_model)
+    numpy_stepper, torch_stepper = NumpyStepper(numpy_model, recipe), TorchStepper(torch_model, recipe)
     x, y = model_batch(name)
-    numpy_args = (numpy_model, make_optimizer(list(numpy_model.parameters()), recipe, numpy_nn),
-                  numpy_nn.CrossEntropyLoss(), x, y)
-    torch_args = (torch_model, make_optimizer(torch_model.parameters(), recipe, torch.optim),
-                  torch.nn.CrossEntropyLoss(), torch.from_numpy(x), torch.from_numpy(y))
+    xt, yt = torch_stepper.put(x), torch_stepper.put(y)
     bench.compare(f"step {name} ({entry.default_dataset}, batch {recipe.batch_size})", "training step",
-                  lambda: numpy_step(*numpy_args), lambda: torch_step(*torch_args), models=[name],
+                  lambda: numpy_stepper.step(x, y), lambda: torch_stepper.step(xt, yt), models=[name],
                   min_rounds=15, warmup=3)
 
 
-def epoch_in_slices(stepper, batches: list, slices: int):
+def epoch_in_slices(stepper, data, batches: list, slices: int):
     """A function running, call by call, the next slice of `batches` (one shuffled epoch) on a reference.train
     stepper; the call after the last slice evaluates the test set, as every reference.train epoch ends."""
+    x, y, x_test = stepper.put(data.x_train), stepper.put(data.y_train), stepper.put(data.x_test)
+
     def run(part):
-        stepper.train_mode()
+        stepper.model.train()
         for index in part:
-            stepper.step(batches[index])
+            batch = stepper.put(batches[index])
+            stepper.step(x[batch], y[batch])
 
     calls = iter([partial(run, part) for part in np.array_split(np.arange(len(batches)), slices)]
-                 + [stepper.predict_test])
+                 + [partial(stepper.predict, x_test)])
     return lambda: next(calls)()
 
 
@@ -57,10 +57,11 @@ def test_epoch(bench, name, dataset, slices):
     order = np.random.default_rng(0).permutation(len(data.y_train))
     batches = [order[first : first + recipe.batch_size] for first in range(0, len(order), recipe.batch_size)]
     with NumpyStepper.settings(0, "cpu", None), TorchStepper.settings(0, "cpu", None):
-        numpy_stepper = NumpyStepper(zoo.build(name, "numpy"), recipe, data, "cpu")
-        torch_stepper = TorchStepper(zoo.build(name, "torch"), recipe, data, "cpu")
-        for stepper in (numpy_stepper, torch_stepper):
-            stepper.step(batches[0])  # untimed: first-call setup (thread pools, kernel selection)
+        numpy_stepper = NumpyStepper(zoo.build(name, "numpy"), recipe)
+        torch_stepper = TorchStepper(zoo.build(name, "torch"), recipe)
+        for stepper in (numpy_stepper, torch_stepper):  # untimed: first-call setup (thread pools, kernels)
+            stepper.step(stepper.put(data.x_train[batches[0]]), stepper.put(data.y_train[batches[0]]))
         bench.compare(f"epoch {name} ({dataset}: {len(batches)} steps + {len(data.y_test)} test images)", "epoch",
-                      epoch_in_slices(numpy_stepper, batches, slices), epoch_in_slices(torch_stepper, batches, slices),
+                      epoch_in_slices(numpy_stepper, data, batches, slices),
+                      epoch_in_slices(torch_stepper, data, batches, slices),
                       models=[name], rounds=slices + 1, warmup=0, totals=True)

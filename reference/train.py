@@ -57,10 +57,11 @@ class TrainResult:
 
 def train(model_name: str, framework: str = "numpy", dataset: str | Dataset = "digits", *, device: str = "cpu",
           seed: int = 0, epochs: int | None = None, recipe: zoo.TrainRecipe | None = None,
-          data_dir=None, threads: int | None = 1, quiet: bool = True) -> TrainResult:
+          data_dir=None, threads: int | None = 1, jitter: int | None = None, quiet: bool = True) -> TrainResult:
     """Train zoo model `model_name` on `dataset` with its recipe (or `recipe`; `epochs` overrides either).
 
-    `threads` caps the CPU threads of BLAS and torch during the run (None: leave the libraries' defaults)."""
+    `threads` caps the CPU threads of BLAS and torch during the run (None: leave the libraries' defaults).
+    `jitter` moves every initial parameter by one ulp in directions drawn from that seed (see `jitter_ulp`)."""
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
     recipe = recipe or zoo.spec(model_name).recipes[data.name]
     if epochs is not None:
@@ -71,21 +72,37 @@ def train(model_name: str, framework: str = "numpy", dataset: str | Dataset = "d
         raise ValueError(f"unknown framework {framework!r}; expected one of {zoo.FRAMEWORKS}")
     if framework == "numpy" and device != "cpu":
         raise ValueError(f"NumPy models train on the CPU only, got device {device!r}")
-    stepper_class = NumpyStepper if framework == "numpy" else TorchStepper
+    stepper_class = STEPPERS[framework]
     with stepper_class.settings(seed, device, threads):
-        stepper = stepper_class(zoo.build(model_name, framework, seed=seed), recipe, data, device)
+        model = zoo.build(model_name, framework, seed=seed)
+        if jitter is not None:
+            jitter_ulp(model, jitter)
+        stepper = stepper_class(model, recipe, device)
         result = TrainResult(model_name, framework, data.name, device, seed, recipe, threads,
                              predictions=np.empty(0, dtype=np.int64), targets=data.y_test)
         start = time.perf_counter()
-        _fit(stepper, result, quiet)
+        _fit(stepper, data, result, quiet)
         result.train_seconds = time.perf_counter() - start
     result.model = stepper.model
     return result
 
 
-def _fit(stepper, result: TrainResult, quiet: bool) -> None:
-    """The epoch loop shared by both steppers: shuffle, step, check the loss, evaluate, record history."""
-    n, batch_size = len(stepper.y), result.recipe.batch_size
+def jitter_ulp(model, seed: int) -> None:
+    """Move every parameter element of a NumPy or torch model by one ulp up or down (directions from `seed`).
+
+    A change of that size is what another CPU, BLAS kernel or thread count makes in the first step's sums;
+    training amplifies it, so runs with jitter emulate other machines (the gate must pass them all)."""
+    rng = np.random.default_rng(seed)
+    for _, param in model.named_parameters():
+        data = param.data if isinstance(param.data, np.ndarray) else param.data.numpy()  # torch: a shared view
+        direction = np.where(rng.random(data.shape) < 0.5, -np.inf, np.inf).astype(data.dtype)
+        data[...] = np.nextafter(data, direction)
+
+
+def _fit(stepper, data: Dataset, result: TrainResult, quiet: bool) -> None:
+    """The epoch loop: shuffle, step, check the loss, evaluate, record history."""
+    x, y, x_test = stepper.put(data.x_train), stepper.put(data.y_train), stepper.put(data.x_test)
+    n, batch_size = len(data.y_train), result.recipe.batch_size
     steps = math.ceil(n / batch_size)
     order_rng = np.random.default_rng(result.seed)
     label = f"{result.model_name} {result.framework}/{result.device}"
@@ -93,34 +110,44 @@ def _fit(stepper, result: TrainResult, quiet: bool) -> None:
               disable=True if quiet else None) as bar:
         for epoch in range(1, result.recipe.epochs + 1):
             epoch_start = time.perf_counter()
-            order = order_rng.permutation(n)
-            stepper.train_mode()
+            order = stepper.put(order_rng.permutation(n))
+            stepper.model.train()
             loss_sum, correct = 0.0, 0
             for step in range(steps):
                 batch = order[step * batch_size : (step + 1) * batch_size]
-                loss, batch_correct = stepper.step(batch)
+                xb, yb = x[batch], y[batch]
+                loss, logits = stepper.step(xb, yb)
+                loss = float(loss)
                 if not math.isfinite(loss):
                     raise FloatingPointError(f"{result.model_name} ({result.framework}, {result.device}): "
                                              f"non-finite loss {loss} at epoch {epoch}, step {step + 1}")
                 loss_sum += loss * len(batch)
-                correct += batch_correct
+                correct += int((logits.argmax(1) == yb).sum())
                 bar.set_postfix(epoch=epoch, loss=f"{loss:.4f}", acc=f"{correct / min(n, (step + 1) * batch_size):.3f}",
                                 refresh=False)
                 bar.update()
             stepper.end_epoch()
-            result.predictions = stepper.predict_test()
+            result.predictions = stepper.predict(x_test)
             result.history.append({
                 "epoch": epoch, "loss": loss_sum / n, "train_accuracy": correct / n,
                 "test_accuracy": result.accuracy, "seconds": time.perf_counter() - epoch_start,
             })
 
 
-def _optimizer(params, recipe: zoo.TrainRecipe, sgd, adam, step_lr):
-    """The recipe's optimizer and its StepLR (or None), from either framework's classes."""
+def make_optimizer(framework: str, params, recipe: zoo.TrainRecipe):
+    """The recipe's optimizer over `params` and its StepLR (or None), in `framework` ("numpy" or "torch")."""
+    if framework == "numpy":
+        from . import numpy_nn as optim
+
+        step_lr = optim.StepLR
+    else:
+        import torch
+
+        optim, step_lr = torch.optim, torch.optim.lr_scheduler.StepLR
     if recipe.optimizer == "sgd":
-        optimizer = sgd(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
+        optimizer = optim.SGD(params, lr=recipe.lr, momentum=recipe.momentum, weight_decay=recipe.weight_decay)
     elif recipe.optimizer == "adam":
-        optimizer = adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
+        optimizer = optim.Adam(params, lr=recipe.lr, weight_decay=recipe.weight_decay)
     else:
         raise ValueError(f"unknown optimizer {recipe.optimizer!r}; expected 'sgd' or 'adam'")
     return optimizer, step_lr(optimizer, recipe.step_size, recipe.gamma) if recipe.step_size else None
@@ -129,13 +156,12 @@ def _optimizer(params, recipe: zoo.TrainRecipe, sgd, adam, step_lr):
 class NumpyStepper:
     """Training steps of a `reference.numpy_nn` model: forward, loss, manual backward, optimizer step."""
 
-    def __init__(self, model, recipe: zoo.TrainRecipe, data: Dataset, device: str):
+    def __init__(self, model, recipe: zoo.TrainRecipe, device: str = "cpu"):
         from . import numpy_nn
 
-        self.model, self.x, self.y, self.x_test = model, data.x_train, data.y_train, data.x_test
+        self.model = model
         self.loss_fn = numpy_nn.CrossEntropyLoss()
-        self.optimizer, self.scheduler = _optimizer(
-            list(model.parameters()), recipe, numpy_nn.SGD, numpy_nn.Adam, numpy_nn.StepLR)
+        self.optimizer, self.scheduler = make_optimizer("numpy", list(model.parameters()), recipe)
 
     @staticmethod
     def settings(seed: int, device: str, threads: int | None):
@@ -146,44 +172,41 @@ class NumpyStepper:
 
         return threadpool_limits(threads, user_api="blas")
 
-    def train_mode(self) -> None:
-        self.model.train()
+    @staticmethod
+    def put(array: np.ndarray) -> np.ndarray:
+        """A dataset array as this stepper takes it (NumPy: as it is)."""
+        return array
 
-    def step(self, batch: np.ndarray) -> tuple[float, int]:
-        """One optimizer step on the examples at indices `batch`; returns (loss, number correct)."""
+    def step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """One optimizer step on the batch (x, y); returns (loss, logits). Gradients stay in `param.grad`."""
         self.optimizer.zero_grad()
-        logits = self.model(self.x[batch])
-        loss = float(self.loss_fn(logits, self.y[batch]))
+        logits = self.model(x)
+        loss = float(self.loss_fn(logits, y))
         self.model.backward(self.loss_fn.backward())
         self.optimizer.step()
-        return loss, int(np.sum(logits.argmax(axis=1) == self.y[batch]))
+        return loss, logits
 
     def end_epoch(self) -> None:
         if self.scheduler is not None:
             self.scheduler.step()
 
-    def predict_test(self) -> np.ndarray:
-        """Predicted classes (n_test,) in eval mode, in batches of EVAL_BATCH_SIZE."""
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted classes of `x` in eval mode, in batches of EVAL_BATCH_SIZE."""
         self.model.eval()
-        x = self.x_test
         chunks = [self.model(x[i : i + EVAL_BATCH_SIZE]).argmax(axis=1) for i in range(0, len(x), EVAL_BATCH_SIZE)]
         return np.concatenate(chunks).astype(np.int64)
 
 
 class TorchStepper:
-    """Training steps of a `torch.nn.Module` on `device`, with the whole dataset resident there."""
+    """Training steps of a `torch.nn.Module` on `device`; `put` moves data there once (the dataset stays resident)."""
 
-    def __init__(self, model, recipe: zoo.TrainRecipe, data: Dataset, device: str):
+    def __init__(self, model, recipe: zoo.TrainRecipe, device: str = "cpu"):
         import torch
 
         self.torch, self.device = torch, torch.device(device)
         self.model = model.to(self.device)
-        self.x = torch.from_numpy(data.x_train).to(self.device)
-        self.y = torch.from_numpy(data.y_train).to(self.device)
-        self.x_test = torch.from_numpy(data.x_test).to(self.device)
         self.loss_fn = torch.nn.CrossEntropyLoss()
-        self.optimizer, self.scheduler = _optimizer(
-            model.parameters(), recipe, torch.optim.SGD, torch.optim.Adam, torch.optim.lr_scheduler.StepLR)
+        self.optimizer, self.scheduler = make_optimizer("torch", model.parameters(), recipe)
 
     @staticmethod
     @contextlib.contextmanager
@@ -210,28 +233,31 @@ class TorchStepper:
                 torch.use_deterministic_algorithms(deterministic, warn_only=warn_only)
                 torch.set_num_threads(previous_threads)
 
-    def train_mode(self) -> None:
-        self.model.train()
+    def put(self, array: np.ndarray):
+        """A dataset array as a tensor on this stepper's device."""
+        return self.torch.from_numpy(array).to(self.device)
 
-    def step(self, batch: np.ndarray) -> tuple[float, int]:
-        """One optimizer step on the examples at indices `batch`; returns (loss, number correct)."""
-        index = self.torch.from_numpy(batch).to(self.device)
-        xb, yb = self.x[index], self.y[index]
+    def step(self, x, y) -> tuple[object, object]:
+        """One optimizer step on the batch (x, y) of tensors; returns (loss, logits) as tensors (no device sync).
+
+        Gradients stay in `.grad`."""
         self.optimizer.zero_grad()
-        logits = self.model(xb)
-        loss = self.loss_fn(logits, yb)
+        logits = self.model(x)
+        loss = self.loss_fn(logits, y)
         loss.backward()
         self.optimizer.step()
-        return loss.item(), int((logits.argmax(dim=1) == yb).sum())
+        return loss.detach(), logits
 
     def end_epoch(self) -> None:
         if self.scheduler is not None:
             self.scheduler.step()
 
-    def predict_test(self) -> np.ndarray:
-        """Predicted classes (n_test,) in eval mode, in batches of EVAL_BATCH_SIZE."""
+    def predict(self, x) -> np.ndarray:
+        """Predicted classes of the tensor `x` in eval mode, in batches of EVAL_BATCH_SIZE."""
         self.model.eval()
         with self.torch.no_grad():
-            chunks = [self.model(self.x_test[i : i + EVAL_BATCH_SIZE]).argmax(dim=1)
-                      for i in range(0, len(self.x_test), EVAL_BATCH_SIZE)]
+            chunks = [self.model(x[i : i + EVAL_BATCH_SIZE]).argmax(dim=1) for i in range(0, len(x), EVAL_BATCH_SIZE)]
         return self.torch.cat(chunks).cpu().numpy().astype(np.int64)
+
+
+STEPPERS = {"numpy": NumpyStepper, "torch": TorchStepper}
