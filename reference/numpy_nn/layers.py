@@ -243,6 +243,12 @@ class _DropoutBase(_CachedLayer):
         cache = self._saved(grad_out)
         return grad_out if cache is None else F.dropout_backward(grad_out, cache)
 
+    @property
+    def mask(self):
+        """The multiplier the last forward applied (0 dropped, 1/(1-p) kept; (N, C, 1, 1) for Dropout2d), None in
+        eval mode: public, so that another framework's dropout can be driven to drop the same units."""
+        return self._cache
+
     def extra_repr(self):
         return f"p={self.p}"
 
