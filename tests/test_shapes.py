@@ -82,17 +82,6 @@ def test_input_smaller_than_kernel_raises_value_error_naming_layer_kernel_and_sh
     assert str(rst.pair(cfg.kwargs["kernel_size"])) in message, message
 
 
-@given(output_size=st.integers(2, 4), size=st.integers(1, 12))
-def test_adaptive_avg_pool_rejects_output_size_not_dividing_input(output_size, size):
-    if size % output_size == 0:
-        size += 1
-    module = nn.AdaptiveAvgPool2d(output_size)
-    shape = (1, 2, size, output_size)
-    with pytest.raises(ValueError) as excinfo:
-        module(np.zeros(shape, dtype=np.float32))
-    assert "AdaptiveAvgPool2d" in str(excinfo.value) and str(shape) in str(excinfo.value)
-
-
 def test_basic_block_without_downsample_rejects_a_shape_change():
     block = nn.BasicBlock(2, 3)
     with pytest.raises(ValueError, match="BasicBlock.*downsample"):

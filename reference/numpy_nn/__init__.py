@@ -2,25 +2,18 @@
 
 from . import functional, random
 from .blocks import BasicBlock, ResidualBlock
-from .layers import (
-    AdaptiveAvgPool2d,
-    AvgPool2d,
-    BatchNorm2d,
-    Conv2d,
-    Dropout,
-    Dropout2d,
-    Linear,
-    MaxPool2d,
-    ReLU,
-)
+from .layers import Conv2d, Dropout, Dropout2d, Hardtanh, Linear, ReLU, ReLU6
 from .losses import CrossEntropyLoss
 from .module import Flatten, Identity, Module, Parameter, Sequential
+from .normalization import BatchNorm2d
 from .optim import SGD, Adam, StepLR
+from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .random import manual_seed
 from .validation import StateDictError
 
 __all__ = [
     "functional", "random", "Module", "Parameter", "Sequential", "Identity", "Flatten", "Conv2d", "Linear", "ReLU",
-    "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Dropout", "Dropout2d", "BasicBlock",
+    "ReLU6", "Hardtanh", "MaxPool2d", "AvgPool2d",
+    "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "BatchNorm2d", "Dropout", "Dropout2d", "BasicBlock",
     "ResidualBlock", "CrossEntropyLoss", "SGD", "Adam", "StepLR", "StateDictError", "manual_seed",
 ]

@@ -5,9 +5,10 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
-from .layers import BatchNorm2d, Conv2d
+from .layers import Conv2d
+from .normalization import BatchNorm2d
 from .module import Module, Sequential
-from .validation import check_grad_out
+from .validation import check_float_dtype, check_grad_out, check_input
 
 
 class BasicBlock(Module):
@@ -34,6 +35,8 @@ class BasicBlock(Module):
                           BatchNorm2d(planes, dtype=dtype))
 
     def forward(self, x):
+        check_float_dtype("BasicBlock", x)
+        check_input("BasicBlock", x, ndim=4)  # BatchNorm2d needs a batch, as in torch
         hidden, self._relu1 = F.relu_forward(self.bn1(self.conv1(x)))
         residual = self.bn2(self.conv2(hidden))
         shortcut = self.downsample(x) if "downsample" in self._modules else x

@@ -1,4 +1,7 @@
-"""Thin NumPy layers mirroring `torch.nn`: they validate input, hold parameters and call the functional math."""
+"""Thin NumPy layers mirroring `torch.nn`: they validate input, hold parameters and call the functional math.
+
+Pooling layers live in `pooling.py`, batch normalization in `normalization.py`.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +10,21 @@ import math
 import numpy as np
 
 from . import functional as F
-from .functional._utils import _pair
 from .module import Module, Parameter
 from .random import as_generator
 from .validation import (
+    check_choice,
     check_float_dtype,
     check_grad_out,
     check_input,
     check_positive_int,
+    check_real,
     check_spatial_fits,
+    check_spatial_input,
+    int_pair,
 )
+
+PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
 
 def _uniform(rng: np.random.Generator, bound: float, shape: tuple[int, ...], dtype) -> np.ndarray:
@@ -24,14 +32,26 @@ def _uniform(rng: np.random.Generator, bound: float, shape: tuple[int, ...], dty
     return rng.uniform(-bound, bound, size=shape).astype(dtype)
 
 
+def without_trailing_defaults(*args_and_defaults):
+    """The given values up to the last one that differs from its default: calls with torch's defaults read as
+    before the argument existed (benchmarks record functional calls positionally)."""
+    values = [value for value, _ in args_and_defaults]
+    while args_and_defaults and args_and_defaults[-1][0] == args_and_defaults[-1][1]:
+        args_and_defaults, values = args_and_defaults[:-1], values[:-1]
+    return tuple(values)
+
+
 class _CachedLayer(Module):
-    """A layer whose backward needs what its last forward computed."""
+    """A layer whose backward needs what its last forward computed; spatial layers also take unbatched input."""
 
     _cache = None
     _out_shape: tuple[int, ...] | None = None
     _out_dtype: np.dtype | None = None
+    _unbatched = False  # the last forward's input was (C, H, W): run as a batch of one
 
     def _save(self, out: np.ndarray, cache) -> np.ndarray:
+        if self._unbatched:
+            out = out[0]
         self._cache, self._out_shape, self._out_dtype = cache, out.shape, out.dtype
         return out
 
@@ -39,50 +59,89 @@ class _CachedLayer(Module):
         check_grad_out(type(self).__name__, grad_out, self._out_shape, self._out_dtype)
         return self._cache
 
-    def _check_nchw(self, x: np.ndarray, channels: int | None = None) -> None:
-        check_float_dtype(repr(self), x, self.dtype)
-        check_input(repr(self), x, ndim=4, channels=channels)
+    def _spatial_input(self, x, dtype=None, channels: int | None = None) -> np.ndarray:
+        """Check an (N, C, H, W) or (C, H, W) input and return it as (N, C, H, W)."""
+        check_spatial_input(repr(self), x, dtype, channels)
+        self._unbatched = x.ndim == 3
+        return x[None] if self._unbatched else x
+
+    def _batched(self, grad: np.ndarray) -> np.ndarray:
+        """An upstream gradient shaped like the last output, as the batched functional backward wants it."""
+        return grad[None] if self._unbatched else grad
+
+    def _as_given(self, grad_x: np.ndarray) -> np.ndarray:
+        """An input gradient in the shape the last input had."""
+        return grad_x[0] if self._unbatched else grad_x
 
 
 class Conv2d(_CachedLayer):
-    """2-D cross-correlation over (N, C, H, W), as `torch.nn.Conv2d` (groups=1, dilation=1)."""
+    """2-D cross-correlation over (N, C, H, W) or (C, H, W), as `torch.nn.Conv2d` (all its arguments)."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, bias=True, *, rng=None,
-                 dtype=np.float32):
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros", *, rng=None, dtype=np.float32):
         super().__init__()
-        check_positive_int("Conv2d", "in_channels", in_channels)
-        check_positive_int("Conv2d", "out_channels", out_channels)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride, self.padding = _pair(kernel_size), _pair(stride), _pair(padding)
-        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(f"Conv2d: kernel_size and stride must be >= 1 and padding >= 0, got "
-                             f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}")
+        for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
+            check_positive_int("Conv2d", name, value)
+        if in_channels % groups or out_channels % groups:
+            raise ValueError(f"Conv2d: in_channels={in_channels} and out_channels={out_channels} must be divisible "
+                             f"by groups={groups}")
+        self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
+        self.kernel_size = int_pair("Conv2d", "kernel_size", kernel_size, 1, lengths=(2,))
+        self.stride = int_pair("Conv2d", "stride", stride, 1)
+        self.dilation = int_pair("Conv2d", "dilation", dilation, 1)
+        check_choice("Conv2d", "padding_mode", padding_mode, PADDING_MODES)
+        self.padding_mode = padding_mode
+        if isinstance(padding, str):
+            check_choice("Conv2d", "padding", padding, ("same", "valid"))
+            F.conv2d_padding(padding, self.kernel_size, self.stride, self.dilation, owner="Conv2d")
+            self.padding = padding
+        else:
+            self.padding = int_pair("Conv2d", "padding", padding, 0)
         rng = as_generator(rng)
-        shape = (out_channels, in_channels, *self.kernel_size)
-        bound = 1.0 / math.sqrt(in_channels * self.kernel_size[0] * self.kernel_size[1])
+        shape = (out_channels, in_channels // groups, *self.kernel_size)
+        bound = 1.0 / math.sqrt(shape[1] * self.kernel_size[0] * self.kernel_size[1])
         self.weight = Parameter(_uniform(rng, bound, shape, dtype))
         self._parameters["bias"] = Parameter(_uniform(rng, bound, (out_channels,), dtype)) if bias else None
 
+    def _sides(self):
+        """Per-side padding ((top, bottom), (left, right)) of the padding argument."""
+        return F.conv2d_padding(self.padding, self.kernel_size, self.stride, self.dilation, owner="Conv2d")
+
     def forward(self, x):
-        self._check_nchw(x, self.in_channels)
-        check_spatial_fits(repr(self), x, self.kernel_size, self.padding)
+        x = self._spatial_input(x, self.dtype, self.in_channels)
+        (top, bottom), (left, right) = sides = self._sides()
+        check_spatial_fits(repr(self), x, self.kernel_size, sides if isinstance(self.padding, str) else self.padding,
+                           self.dilation)
+        padding = self.padding
+        self._pad_cache = None
+        if self.padding_mode != "zeros":  # torch pads first, then convolves without padding
+            x, self._pad_cache = F.pad2d_forward(x, (left, right, top, bottom), self.padding_mode)
+            padding = (0, 0)
         bias = None if self.bias is None else self.bias.data
-        return self._save(*F.conv2d_forward(x, self.weight.data, bias, self.stride, self.padding))
+        args = without_trailing_defaults((self.stride, None), (padding, None), (self.dilation, (1, 1)),
+                                         (self.groups, 1))
+        return self._save(*F.conv2d_forward(x, self.weight.data, bias, *args))
 
     def backward(self, grad_out):
-        grad_x, grad_weight, grad_bias = F.conv2d_backward(grad_out, self._saved(grad_out))
+        cache = self._saved(grad_out)
+        grad_x, grad_weight, grad_bias = F.conv2d_backward(self._batched(grad_out), cache)
+        if self._pad_cache is not None:
+            grad_x = F.pad2d_backward(grad_x, self._pad_cache)
         self.weight.accumulate_grad(grad_weight)
         if self.bias is not None:
             self.bias.accumulate_grad(grad_bias)
-        return grad_x
+        return self._as_given(grad_x)
 
     def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
-                f"stride={self.stride}, padding={self.padding}, bias={self.bias is not None}")
+        text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
+        for name, default in (("padding", (0, 0)), ("dilation", (1, 1)), ("groups", 1), ("padding_mode", "zeros")):
+            if getattr(self, name) != default:
+                text += f", {name}={getattr(self, name)!r}"
+        return text + f", bias={self.bias is not None}"
 
 
 class Linear(_CachedLayer):
-    """y = x W^T + b on (N, in_features), as `torch.nn.Linear`."""
+    """y = x W^T + b on (*, in_features), as `torch.nn.Linear`."""
 
     def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
         super().__init__()
@@ -96,7 +155,9 @@ class Linear(_CachedLayer):
 
     def forward(self, x):
         check_float_dtype(repr(self), x, self.dtype)
-        check_input(repr(self), x, ndim=2, channels=self.in_features)
+        if x.ndim < 1 or x.shape[-1] != self.in_features:
+            raise ValueError(f"{self!r}: expected input of shape (*, {self.in_features}), got {x.shape}")
+        check_input(repr(self), x)
         bias = None if self.bias is None else self.bias.data
         return self._save(*F.linear_forward(x, self.weight.data, bias))
 
@@ -111,124 +172,62 @@ class Linear(_CachedLayer):
         return f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}"
 
 
-class ReLU(_CachedLayer):
+class _Elementwise(_CachedLayer):
+    """An elementwise activation of any shape; `inplace=True` also writes the result into the input, as torch."""
+
+    def __init__(self, inplace=False):
+        super().__init__()
+        self.inplace = bool(inplace)
+
+    def _run(self, x, forward, *args):
+        check_float_dtype(type(self).__name__, x)
+        check_input(type(self).__name__, x)
+        out, cache = forward(x, *args)
+        if self.inplace:
+            x[...] = out
+            out = x
+        return self._save(out, cache)
+
+
+class ReLU(_Elementwise):
     """max(x, 0) elementwise; the gradient at exactly 0 is 0, as in torch."""
 
     def forward(self, x):
-        check_float_dtype("ReLU", x)
-        check_input("ReLU", x, min_ndim=1)
-        return self._save(*F.relu_forward(x))
+        return self._run(x, F.relu_forward)
 
     def backward(self, grad_out):
         return F.relu_backward(grad_out, self._saved(grad_out))
 
 
-class _Pool2d(_CachedLayer):
-    """Shared constructor checks of max and average pooling (torch's: padding at most half the kernel)."""
+class Hardtanh(_Elementwise):
+    """x clipped to [min_val, max_val]; the gradient is 1 strictly inside and 0 elsewhere, as torch."""
 
-    def __init__(self, kernel_size, stride=None, padding=0):
-        super().__init__()
-        self.kernel_size = _pair(kernel_size)
-        self.stride = self.kernel_size if stride is None else _pair(stride)
-        self.padding = _pair(padding)
-        if min(self.kernel_size) < 1 or min(self.stride) < 1 or min(self.padding) < 0:
-            raise ValueError(f"{type(self).__name__}: kernel_size and stride must be >= 1 and padding >= 0, "
-                             f"got {self!r}")
-        if any(2 * p > k for p, k in zip(self.padding, self.kernel_size, strict=True)):
-            raise ValueError(f"{type(self).__name__}: padding should be at most half of kernel_size, got {self!r}")
+    def __init__(self, min_val=-1.0, max_val=1.0, inplace=False):
+        super().__init__(inplace)
+        self.min_val, self.max_val = check_real(type(self).__name__, "min_val", min_val), \
+            check_real(type(self).__name__, "max_val", max_val)
+        if not self.max_val > self.min_val:
+            raise ValueError(f"{type(self).__name__}: max_val must be greater than min_val, got min_val={min_val}, "
+                             f"max_val={max_val}")
 
-    def _check_pool_input(self, x):
-        self._check_nchw(x)
-        check_spatial_fits(repr(self), x, self.kernel_size, self.padding)
+    def forward(self, x):
+        return self._run(x, F.hardtanh_forward, self.min_val, self.max_val)
+
+    def backward(self, grad_out):
+        return F.hardtanh_backward(grad_out, self._saved(grad_out))
 
     def extra_repr(self):
-        return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
+        return f"min_val={self.min_val}, max_val={self.max_val}"
 
 
-class MaxPool2d(_Pool2d):
-    """Max over windows (floor mode); the gradient goes to the element torch picks (first max, NaN wins)."""
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6): Hardtanh(0, 6), as torch (MobileNetV2's activation)."""
 
-    def forward(self, x):
-        self._check_pool_input(x)
-        return self._save(*F.max_pool2d_forward(x, self.kernel_size, self.stride, self.padding))
-
-    def backward(self, grad_out):
-        return F.max_pool2d_backward(grad_out, self._saved(grad_out))
-
-
-class AvgPool2d(_Pool2d):
-    """Mean over windows, zero padding counted in the divisor (torch's count_include_pad=True)."""
-
-    def forward(self, x):
-        self._check_pool_input(x)
-        return self._save(*F.avg_pool2d_forward(x, self.kernel_size, self.stride, self.padding))
-
-    def backward(self, grad_out):
-        return F.avg_pool2d_backward(grad_out, self._saved(grad_out))
-
-
-class AdaptiveAvgPool2d(_CachedLayer):
-    """Average pooling to a fixed output size that divides the input size ((1, 1) is global pooling)."""
-
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = _pair(output_size)
-        if min(self.output_size) < 1:
-            raise ValueError(f"AdaptiveAvgPool2d: output_size must be >= 1, got {output_size!r}")
-
-    def forward(self, x):
-        self._check_nchw(x)
-        if x.shape[2] % self.output_size[0] or x.shape[3] % self.output_size[1]:
-            raise ValueError(f"{self!r}: output size {self.output_size} must divide the input size "
-                             f"{x.shape[2:]}; got input shape {x.shape}")
-        return self._save(*F.adaptive_avg_pool2d_forward(x, self.output_size))
-
-    def backward(self, grad_out):
-        return F.adaptive_avg_pool2d_backward(grad_out, self._saved(grad_out))
+    def __init__(self, inplace=False):
+        super().__init__(0.0, 6.0, inplace)
 
     def extra_repr(self):
-        return f"output_size={self.output_size}"
-
-
-class BatchNorm2d(_CachedLayer):
-    """Per-channel batch normalization; running statistics updated exactly as torch (unbiased variance)."""
-
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, *, dtype=np.float32):
-        super().__init__()
-        check_positive_int("BatchNorm2d", "num_features", num_features)
-        if not 0.0 <= momentum <= 1.0 or eps <= 0:
-            raise ValueError(f"BatchNorm2d: need 0 <= momentum <= 1 and eps > 0, got momentum={momentum}, eps={eps}")
-        self.num_features, self.eps, self.momentum = num_features, float(eps), float(momentum)
-        self.weight = Parameter(np.ones(num_features, dtype=dtype))
-        self.bias = Parameter(np.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_mean", np.zeros(num_features, dtype=dtype))
-        self.register_buffer("running_var", np.ones(num_features, dtype=dtype))
-        self.register_buffer("num_batches_tracked", np.array(0, dtype=np.int64))
-
-    def forward(self, x):
-        self._check_nchw(x, self.num_features)
-        if not self.training:
-            return self._save(*F.batch_norm2d_eval_forward(
-                x, self.weight.data, self.bias.data, self.running_mean, self.running_var, self.eps))
-        count = x.shape[0] * x.shape[2] * x.shape[3]
-        if count < 2:
-            raise ValueError(f"{self!r}: expected more than 1 value per channel when training, "
-                             f"got input shape {x.shape}")
-        out, cache = F.batch_norm2d_train_forward(x, self.weight.data, self.bias.data, self.eps)
-        m = self.momentum
-        self.running_mean = (1.0 - m) * self.running_mean + m * cache.mean
-        self.running_var = (1.0 - m) * self.running_var + (m * count / (count - 1)) * cache.var
-        self.num_batches_tracked = np.asarray(self.num_batches_tracked + 1)  # stays a 0-d array, as registered
-        return self._save(out, cache)
-
-    def backward(self, grad_out):
-        grad_x, grad_weight, grad_bias = F.batch_norm2d_backward(grad_out, self._saved(grad_out))
-        self.weight.accumulate_grad(grad_weight)
-        self.bias.accumulate_grad(grad_bias)
-        return grad_x
-
-    def extra_repr(self):
-        return f"{self.num_features}, eps={self.eps}, momentum={self.momentum}"
+        return ""
 
 
 class _DropoutBase(_CachedLayer):
@@ -258,17 +257,21 @@ class Dropout(_DropoutBase):
 
     def forward(self, x):
         check_float_dtype(repr(self), x)
-        check_input(repr(self), x, min_ndim=1)
+        check_input(repr(self), x)
         if not self.training:
             return self._save(x, None)
         return self._save(*F.dropout_forward(x, self.p, self.rng))
 
 
 class Dropout2d(_DropoutBase):
-    """Zeroes whole channels of (N, C, H, W) with probability p in training; identity in eval."""
+    """Zeroes whole channels of (N, C, H, W) with probability p in training; identity in eval. A 3-D input is
+    (N, C, L), as torch's dropout2d currently reads it (torch warns that this will change)."""
 
     def forward(self, x):
-        self._check_nchw(x)
+        check_float_dtype(repr(self), x)
+        if x.ndim not in (3, 4):
+            raise ValueError(f"{self!r}: expected input of shape (N, C, H, W) or (N, C, L), got {x.shape}")
+        check_input(repr(self), x)
         if not self.training:
             return self._save(x, None)
         return self._save(*F.dropout2d_forward(x, self.p, self.rng))

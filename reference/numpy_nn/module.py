@@ -70,8 +70,9 @@ class Module:
                 return table[name]
         raise AttributeError(f"{type(self).__name__} has no attribute {name!r}")
 
-    def register_buffer(self, name: str, array: np.ndarray) -> None:
-        """Register persistent state that is not trained (e.g. BatchNorm running statistics)."""
+    def register_buffer(self, name: str, array: np.ndarray | None) -> None:
+        """Register persistent state that is not trained (e.g. BatchNorm running statistics); None (absent, as
+        torch's BatchNorm without tracked statistics) is left out of state_dict, named_buffers and `to`."""
         self._buffers[name] = array
 
     # -- calling ------------------------------------------------------------------------------
@@ -111,7 +112,8 @@ class Module:
     def named_buffers(self) -> Iterator[tuple[str, np.ndarray]]:
         for prefix, module in self.named_modules():
             for name, buf in module._buffers.items():
-                yield (f"{prefix}.{name}" if prefix else name), buf
+                if buf is not None:
+                    yield (f"{prefix}.{name}" if prefix else name), buf
 
     # -- modes and gradients ------------------------------------------------------------------
     def train(self, mode: bool = True) -> Module:
@@ -134,8 +136,9 @@ class Module:
             for name, param in module._parameters.items():
                 if param is not None:
                     yield (f"{prefix}.{name}" if prefix else name), module, name, True
-            for name in module._buffers:
-                yield (f"{prefix}.{name}" if prefix else name), module, name, False
+            for name, buf in module._buffers.items():
+                if buf is not None:
+                    yield (f"{prefix}.{name}" if prefix else name), module, name, False
 
     def state_dict(self) -> OrderedDict[str, np.ndarray]:
         """Copies of every parameter and buffer, keyed and ordered as the PyTorch twin's."""
@@ -189,7 +192,7 @@ class Module:
                     if param.grad is not None:
                         param.grad = param.grad.astype(dtype)
             for name, buf in module._buffers.items():
-                if buf.dtype in FLOAT_DTYPES:
+                if buf is not None and buf.dtype in FLOAT_DTYPES:
                     module._buffers[name] = buf.astype(dtype)
         return self
 
@@ -276,18 +279,32 @@ class Flatten(Module):
 
     def __init__(self, start_dim: int = 1, end_dim: int = -1):
         super().__init__()
+        for name, value in (("start_dim", start_dim), ("end_dim", end_dim)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+                raise TypeError(f"Flatten: {name} must be an int, got {value!r}")
         self.start_dim = start_dim
         self.end_dim = end_dim
         self._input_shape: tuple[int, ...] | None = None
         self._output: tuple[tuple[int, ...], np.dtype] = (None, None)  # shape and dtype of the last output
 
+    def _dims(self, x: np.ndarray) -> tuple[int, int]:
+        """start_dim and end_dim as non-negative axes of x (a 0-d input counts as 1-d, as torch), checked."""
+        ndim = max(x.ndim, 1)
+        if not (-ndim <= self.start_dim < ndim and -ndim <= self.end_dim < ndim):
+            raise ValueError(f"{self!r}: dims out of range for input of shape {x.shape} (expected in "
+                             f"[{-ndim}, {ndim - 1}])")
+        start, end = self.start_dim % ndim, self.end_dim % ndim
+        if start > end:
+            raise ValueError(f"{self!r}: start_dim {self.start_dim} comes after end_dim {self.end_dim} "
+                             f"for input of shape {x.shape}")
+        return start, end
+
     def forward(self, x: np.ndarray) -> np.ndarray:
         check_float_dtype("Flatten", x)
-        check_input("Flatten", x, min_ndim=2)
-        start = self.start_dim % x.ndim
-        end = self.end_dim % x.ndim
+        check_input("Flatten", x)
+        start, end = self._dims(x)
         self._input_shape = x.shape
-        out = x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1 :])
+        out = x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1 :]) if x.ndim else x.reshape(1)
         self._output = (out.shape, out.dtype)
         return out
 

@@ -37,19 +37,38 @@ def check_input(
         raise ValueError(f"{layer}: expected input of shape {_expected_shape(ndim, channels)}, got {x.shape}")
     if min_ndim is not None and x.ndim < min_ndim:
         raise ValueError(f"{layer}: expected input with at least {min_ndim} dims, got shape {x.shape}")
-    if x.shape[0] == 0:
+    if x.ndim and x.shape[0] == 0:
         raise ValueError(f"{layer}: expected a non-empty batch, got shape {x.shape}")
     if channels is not None and x.shape[1] != channels:
         raise ValueError(f"{layer}: expected input of shape {_expected_shape(x.ndim, channels)}, got {x.shape}")
 
 
-def check_spatial_fits(layer: str, x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int]) -> None:
-    """Require the padded input to be at least as large as the kernel (else the output would be empty)."""
-    padded = (x.shape[2] + 2 * padding[0], x.shape[3] + 2 * padding[1])
-    if padded[0] < kernel[0] or padded[1] < kernel[1]:
+def check_spatial_input(layer: str, x, dtype: np.dtype | None = None, channels: int | None = None) -> None:
+    """Require a float (N, C, H, W) or unbatched (C, H, W) array, with `channels` channels when given."""
+    check_float_dtype(layer, x, dtype)
+    c = "C" if channels is None else str(channels)
+    expected = f"expected input of shape (N, {c}, H, W) or ({c}, H, W)"
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{layer}: {expected}, got {x.shape}")
+    if x.ndim == 4 and x.shape[0] == 0:
+        raise ValueError(f"{layer}: expected a non-empty batch, got shape {x.shape}")
+    if channels is not None and x.shape[-3] != channels:
+        raise ValueError(f"{layer}: {expected}, got {x.shape}")
+
+
+def check_spatial_fits(layer: str, x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int],
+                       dilation: tuple[int, int] = (1, 1)) -> None:
+    """Require the padded input to be at least as large as the (dilated) kernel (else the output would be empty).
+
+    `padding` is (ph, pw) on both sides or per side ((top, bottom), (left, right))."""
+    sides = padding if isinstance(padding[0], tuple) else ((padding[0],) * 2, (padding[1],) * 2)
+    padded = (x.shape[-2] + sum(sides[0]), x.shape[-1] + sum(sides[1]))
+    span = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilation, strict=True))
+    if padded[0] < span[0] or padded[1] < span[1]:
+        dilated = f" with dilation {dilation}" if dilation != (1, 1) else ""
         raise ValueError(
-            f"{layer}: input spatial size {x.shape[2:]} with padding {padding} is smaller than "
-            f"kernel {kernel}; got input shape {x.shape}"
+            f"{layer}: input spatial size {x.shape[-2:]} with padding {padding} is smaller than "
+            f"kernel {kernel}{dilated}; got input shape {x.shape}"
         )
 
 
@@ -67,8 +86,43 @@ def check_grad_out(layer: str, grad_out, expected_shape: tuple[int, ...] | None,
 
 def check_positive_int(layer: str, name: str, value) -> None:
     """Constructor check for sizes such as channels or features."""
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+    if not is_int(value) or value < 1:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
+
+
+def is_int(value) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
+
+
+def int_pair(layer: str, name: str, value, minimum: int | None = None, lengths=(1, 2)) -> tuple[int, int]:
+    """(a, b) from an int or a tuple/list of `lengths` ints, as torch's 2-D layers read their size arguments."""
+    items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
+    if not all(is_int(item) for item in items) or (isinstance(value, (tuple, list)) and len(items) not in lengths):
+        spelled = " or ".join(map(str, lengths))
+        raise TypeError(f"{layer}: {name} must be an int or a tuple of {spelled} ints, got {value!r}")
+    pair = (int(items[0]), int(items[-1]))
+    if minimum is not None and min(pair) < minimum:
+        raise ValueError(f"{layer}: {name} must be >= {minimum}, got {name}={value!r}")
+    return pair
+
+
+def check_choice(layer: str, name: str, value, choices) -> None:
+    """A string option such as reduction or padding_mode: one of `choices`."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{layer}: {name} must be one of {list(choices)}, got {name}={value!r}")
+
+
+def check_real(layer: str, name: str, value, low=-np.inf, high=np.inf, low_open=False) -> float:
+    """A real number in [low, high] ((low, high] with low_open), as a float; NaN is always refused."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise TypeError(f"{layer}: {name} must be a real number, got {value!r}")
+    value = float(value)
+    below = value <= low if low_open else value < low
+    if np.isnan(value) or below or value > high:
+        interval = f"{'(' if low_open else '['}{low}, {high}]"
+        raise ValueError(f"{layer}: {name} must be in {interval}, got {name}={value!r}")
+    return value
 
 
 def _expected_shape(ndim: int, channels: int | None) -> str:

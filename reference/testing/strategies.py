@@ -28,9 +28,14 @@ def pair(value) -> tuple[int, int]:
     return (int(value[0]), int(value[1])) if isinstance(value, (tuple, list)) else (int(value), int(value))
 
 
-def window_output_size(size: int, kernel: int, stride: int, padding: int) -> int:
-    """floor((size + 2 padding - kernel) / stride) + 1: torch's formula for conv and pooling (dilation 1)."""
-    return (size + 2 * padding - kernel) // stride + 1
+def window_output_size(size: int, kernel: int, stride: int, padding: int, dilation: int = 1,
+                       ceil_mode: bool = False) -> int:
+    """floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1: torch's formula for conv and pooling.
+
+    ceil_mode (pooling) rounds up instead, but never starts the last window past the input and its left padding."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    out = -(-span // stride) + 1 if ceil_mode else span // stride + 1
+    return out - 1 if ceil_mode and (out - 1) * stride >= size + padding else out
 
 
 def int_or_pair(low: int, high: int) -> st.SearchStrategy:
@@ -213,10 +218,12 @@ PARAMETRIC_LAYERS = ["Conv2d", "Linear", "BatchNorm2d", "ResidualBlock", "BasicB
 CHANNEL_LAYERS = ["Conv2d", "Linear", "BatchNorm2d", "ResidualBlock", "BasicBlock"]  # fixed size of dim 1
 WINDOW_LAYERS = ["Conv2d", "MaxPool2d", "AvgPool2d"]  # sliding a kernel: input must fit it
 RANDOM_LAYERS = ["Dropout", "Dropout2d"]  # draw a mask in training mode
-NDIM = {  # the input ranks each layer accepts
-    **dict.fromkeys(["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "BatchNorm2d", "Dropout2d",
-                     "ResidualBlock", "BasicBlock"], (4,)),
-    "Linear": (2,), "ReLU": tuple(range(1, 33)), "Dropout": tuple(range(1, 33)), "Flatten": tuple(range(2, 33)),
+NDIM = {  # the input ranks each layer accepts (3: unbatched (C, H, W), or (N, C, L) for Dropout2d, as torch)
+    **dict.fromkeys(["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d",
+                     "ResidualBlock"], (3, 4)),
+    **dict.fromkeys(["BatchNorm2d", "BasicBlock"], (4,)),
+    **dict.fromkeys(["ReLU", "ReLU6", "Hardtanh", "Dropout"], tuple(range(0, 33))),
+    "Linear": tuple(range(1, 33)), "Flatten": tuple(range(2, 33)),
 }
 
 

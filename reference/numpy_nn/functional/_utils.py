@@ -11,10 +11,19 @@ def _pair(value):
     return int(value), int(value)
 
 
-def _window_slices(i, j, out_size, stride):
+def _sides(padding):
+    """Per-side padding ((top, bottom), (left, right)) from an int, a pair (ph, pw) or per-side pairs."""
+    if isinstance(padding, (tuple, list)) and isinstance(padding[0], (tuple, list)):
+        (top, bottom), (left, right) = padding
+        return (int(top), int(bottom)), (int(left), int(right))
+    ph, pw = _pair(padding)
+    return (ph, ph), (pw, pw)
+
+
+def _window_slices(i, j, out_size, stride, dilation=1):
     """Row and column slices of a padded input that pick, for kernel offset (i, j), one pixel per output window."""
-    (ho, wo), (sh, sw) = out_size, _pair(stride)
-    return slice(i, i + sh * (ho - 1) + 1, sh), slice(j, j + sw * (wo - 1) + 1, sw)
+    (ho, wo), (sh, sw), (dh, dw) = out_size, _pair(stride), _pair(dilation)
+    return slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
 
 
 def _masked(values, mask, out=None):
@@ -32,12 +41,15 @@ def _masked(values, mask, out=None):
 
 
 def _channel_sum(x):
-    """Per-channel sum (C,) of x (N, C, H, W): over the batch, then the columns, then the rows.
+    """Per-channel sum (C,) of x (N, C, *): over the batch, then the last axis, then the next-to-last, ...
 
     Each stage adds a short run of numbers, so float32 stays accurate and fast in either memory layout; one
     reduction over N*H*W channels-last values adds them one by one (20x the rounding error, and slow).
     """
-    return x.sum(axis=0).sum(axis=2).sum(axis=1)
+    x = x.sum(axis=0)
+    while x.ndim > 1:
+        x = x.sum(axis=-1)
+    return x
 
 
 def _in_layout_of(values, reference):

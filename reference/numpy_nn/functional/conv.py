@@ -1,9 +1,11 @@
 """2-D convolution (torch's cross-correlation) as patches plus one matrix product per direction, NCHW.
 
-The forward copies a strided window view of the channels-last padded input into a (N, Ho, Wo, kh, kw, C) array
-(one GEMM row per output pixel), so the convolution is a single GEMM against the flattened filters. The backward
-computes the patch gradients kernel offset by kernel offset in one stacked product and adds each contiguous
-slab back onto the pixels it came from (never np.add.at).
+The forward copies a strided window view of the channels-last padded input into a (N, Ho, Wo, G, kh, kw, C/G)
+array (one GEMM row per output pixel and group), so the convolution is a single GEMM against the flattened
+filters (a stack of G GEMMs for grouped convolutions). The backward computes the patch gradients kernel offset
+by kernel offset in one stacked product and adds each slab back onto the pixels it came from (never np.add.at).
+Dilation only changes which pixels a window picks. Depthwise convolutions (one filter per channel) skip the
+patches: kh*kw shifted multiply-adds over the channels-last input.
 
 Outputs and input gradients are NCHW views of channels-last memory, the layout the GEMMs produce (like torch's
 channels_last format): shapes and values are NCHW, and the next convolution's patches, the backward's
@@ -13,89 +15,216 @@ channels_last format): shapes and values are NCHW, and the next convolution's pa
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from ._utils import _channel_sum, _pair, _window_slices
+from ..validation import check_float_dtype, int_pair, is_int
+from ._utils import _channel_sum, _pair, _sides, _window_slices
 
 
-def conv2d_output_size(h, w, kernel_size, stride, padding):
-    """Output (Ho, Wo) of sliding a window over (H, W): torch's floor formula (dilation 1)."""
-    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
-    return (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+def conv2d_output_size(h, w, kernel_size, stride=1, padding=0, dilation=1):
+    """Output (Ho, Wo) of sliding a dilated window over (H, W): torch's floor formula.
+
+    `padding` is an int, a pair or per-side ((top, bottom), (left, right))."""
+    (kh, kw), (sh, sw), (dh, dw) = _pair(kernel_size), _pair(stride), _pair(dilation)
+    (top, bottom), (left, right) = _sides(padding)
+    return (h + top + bottom - dh * (kh - 1) - 1) // sh + 1, (w + left + right - dw * (kw - 1) - 1) // sw + 1
 
 
-def _patches(x, kernel_size, stride, padding):
-    """Patches of x (N, C, H, W) as a contiguous (N, Ho, Wo, kh, kw, C) array: one GEMM row per output pixel."""
+def same_padding(kernel_size, dilation=1):
+    """torch's padding='same' as ((top, bottom), (left, right)): d (k - 1) per axis, the odd pixel at the end."""
+    totals = [d * (k - 1) for k, d in zip(_pair(kernel_size), _pair(dilation), strict=True)]
+    return tuple((total // 2, total - total // 2) for total in totals)
+
+
+def conv2d_padding(padding, kernel_size, stride=1, dilation=1, owner="conv2d_forward"):
+    """Per-side padding ((top, bottom), (left, right)) of torch's int, pair, 'valid' or 'same' (stride 1 only)."""
+    if padding == "valid":
+        return (0, 0), (0, 0)
+    if padding == "same":
+        if _pair(stride) != (1, 1):
+            raise ValueError(f"{owner}: padding='same' is not supported for strided convolutions, got stride={stride}")
+        return same_padding(kernel_size, dilation)
+    if isinstance(padding, str):
+        raise ValueError(f"{owner}: padding must be 'valid', 'same', an int or a pair of ints, got {padding!r}")
+    return _sides(int_pair(owner, "padding", padding, minimum=0))
+
+
+def _padded_channels_last(x, pads):
+    """x (N, C, H, W) zero-padded per side as a contiguous channels-last (N, H', W', C) array."""
     n, c, h, w = x.shape
-    (kh, kw), (sh, sw), (ph, pw) = _pair(kernel_size), _pair(stride), _pair(padding)
-    x_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)
-    x_padded[:, ph : ph + h, pw : pw + w, :] = x.transpose(0, 2, 3, 1)
-    windows = sliding_window_view(x_padded, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]  # (N, Ho, Wo, C, kh, kw) view
+    (top, bottom), (left, right) = pads
+    x_padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
+    x_padded[:, top : top + h, left : left + w, :] = x.transpose(0, 2, 3, 1)
+    return x_padded
+
+
+def _windows(x_padded, kernel_size, stride, dilation):
+    """(N, Ho, Wo, C, kh, kw) view of the dilated windows of a channels-last padded input."""
+    (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
+    span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
+    return sliding_window_view(x_padded, span, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
+
+
+def _patches(x, kernel_size, stride, pads, dilation, groups=1):
+    """Patches of x (N, C, H, W) as a contiguous (N, Ho, Wo, G, kh, kw, C/G) array: one GEMM row per pixel and group."""
+    n, c = x.shape[:2]
+    kh, kw = kernel_size
+    windows = _windows(_padded_channels_last(x, pads), kernel_size, stride, dilation)
+    ho, wo = windows.shape[1:3]
+    windows = windows.reshape(n, ho, wo, groups, c // groups, kh, kw).transpose(0, 1, 2, 3, 5, 6, 4)
     if c > 1:
-        return np.ascontiguousarray(windows.transpose(0, 1, 2, 4, 5, 3))  # one copy, in runs of kw*C values
+        return np.ascontiguousarray(windows)  # one copy, in runs of kw*C/G values
     # One channel (an input image): a copy per kernel offset moves runs of Wo values instead of kw, 3x faster.
-    patches = np.empty((n, *windows.shape[1:3], kh, kw, c), dtype=x.dtype)
+    patches = np.empty(windows.shape, dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            patches[:, :, :, i, j] = windows[..., i, j]
+            patches[:, :, :, :, i, j] = windows[:, :, :, :, i, j]
     return patches
 
 
-def _add_patches(grad_patches, x_shape, stride, padding):
-    """Adjoint of _patches for offset-major (kh, kw, N, Ho, Wo, C) gradients -> (N, C, H, W), channels-last memory.
+def _add_patches(grad_patches, x_shape, stride, pads, dilation):
+    """Adjoint of _patches for offset-major (kh, kw, N, Ho, Wo, G, C/G) gradients -> (N, C, H, W), channels-last.
 
     Slab (i, j) holds the gradient of every patch entry taken at kernel offset (i, j); it adds onto the
     padded input's pixels in one shifted, strided slice (overlapping windows add up).
     """
     n, c, h, w = x_shape
-    kh, kw, _, ho, wo, _ = grad_patches.shape
-    ph, pw = _pair(padding)
-    grad_padded = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=grad_patches.dtype)
+    kh, kw, _, ho, wo, groups, _ = grad_patches.shape
+    (top, bottom), (left, right) = pads
+    grad_padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=grad_patches.dtype)
+    grad_grouped = grad_padded.reshape(*grad_padded.shape[:3], groups, c // groups)  # a view
     for i in range(kh):
         for j in range(kw):
-            rows, columns = _window_slices(i, j, (ho, wo), stride)
-            grad_padded[:, rows, columns, :] += grad_patches[i, j]
-    return grad_padded[:, ph : ph + h, pw : pw + w, :].transpose(0, 3, 1, 2)
+            rows, columns = _window_slices(i, j, (ho, wo), stride, dilation)
+            grad_grouped[:, rows, columns] += grad_patches[i, j]
+    return grad_padded[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2)
 
 
-def im2col(x, kernel_size, stride, padding):
+def im2col(x, kernel_size, stride, padding, dilation=1):
     """Patches of x (N, C, H, W) as (N, Ho, Wo, C, kh, kw): one row per output pixel (a view of _patches)."""
-    return _patches(x, kernel_size, stride, padding).transpose(0, 1, 2, 5, 3, 4)
+    args = _pair(kernel_size), _pair(stride), _sides(padding), _pair(dilation)
+    return _patches(x, *args)[:, :, :, 0].transpose(0, 1, 2, 5, 3, 4)
 
 
-def col2im(cols, x_shape, kernel_size, stride, padding):
+def col2im(cols, x_shape, kernel_size, stride, padding, dilation=1):
     """Adjoint of im2col: add every patch entry of cols (N, Ho, Wo, C, kh, kw) back onto its pixel of (N, C, H, W)."""
-    return _add_patches(cols.transpose(4, 5, 0, 1, 2, 3), x_shape, stride, padding)
+    grad_patches = cols.transpose(4, 5, 0, 1, 2, 3)[..., None, :]
+    return _add_patches(grad_patches, x_shape, _pair(stride), _sides(padding), _pair(dilation))
 
 
-def _weight_rows(weight):
-    """Filters (O, C, kh, kw) as (O, kh*kw*C) rows in the patches' (kh, kw, C) order."""
-    return weight.transpose(0, 2, 3, 1).reshape(weight.shape[0], -1)
+def _check_conv(x, weight, bias, stride, padding, dilation, groups):
+    """Validate conv2d_forward's arguments as torch does; returns (stride, per-side padding, dilation)."""
+    name = "conv2d_forward"
+    check_float_dtype(name, x)
+    check_float_dtype(f"{name} weight", weight, x.dtype)
+    if x.ndim != 4 or weight.ndim != 4:
+        raise ValueError(f"{name}: expected x (N, C, H, W) and weight (O, C/groups, kh, kw), got {x.shape} and "
+                         f"{weight.shape}")
+    if not is_int(groups) or groups < 1 or x.shape[1] != weight.shape[1] * groups or weight.shape[0] % groups:
+        raise ValueError(f"{name}: groups={groups!r} must be a positive int dividing the output channels "
+                         f"{weight.shape[0]}, with input channels {x.shape[1]} = weight.shape[1] * groups")
+    if bias is not None:
+        check_float_dtype(f"{name} bias", bias, x.dtype)
+        if bias.shape != weight.shape[:1]:
+            raise ValueError(f"{name}: expected bias of shape {weight.shape[:1]}, got {bias.shape}")
+    stride, dilation = int_pair(name, "stride", stride, 1), int_pair(name, "dilation", dilation, 1)
+    pads = conv2d_padding(padding, weight.shape[2:], stride, dilation)
+    out = conv2d_output_size(*x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    if x.shape[0] == 0 or min(out) < 1:
+        raise ValueError(f"{name}: input {x.shape} with padding {padding} is too small for kernel "
+                         f"{weight.shape[2:]} with dilation {dilation} (output size {out})")
+    return stride, pads, dilation
 
 
-def conv2d_forward(x, weight, bias, stride=1, padding=0):
-    """x (N, C, H, W) cross-correlated with weight (O, C, kh, kw), plus bias (O,) or None -> (N, O, Ho, Wo)."""
+def _is_depthwise(weight, groups):
+    """One filter per channel: groups == in_channels == out_channels."""
+    return groups > 1 and weight.shape[0] == groups and weight.shape[1] == 1
+
+
+def conv2d_forward(x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
+    """x (N, C, H, W) cross-correlated with weight (O, C/groups, kh, kw), plus bias (O,) or None -> (N, O, Ho, Wo).
+
+    Arguments as torch.nn.functional.conv2d: `padding` is an int, a pair, 'valid' or 'same' (stride 1)."""
+    stride, pads, dilation = _check_conv(x, weight, bias, stride, padding, dilation, groups)
     n = x.shape[0]
     out_channels, _, kh, kw = weight.shape
-    patches = _patches(x, (kh, kw), stride, padding)
-    ho, wo = patches.shape[1:3]
-    out = patches.reshape(n * ho * wo, -1) @ _weight_rows(weight).T  # (N*Ho*Wo, O)
+    if _is_depthwise(weight, groups):
+        out, saved = _depthwise_forward(x, weight, stride, pads, dilation)
+    else:
+        saved = _patches(x, (kh, kw), stride, pads, dilation, groups)  # (N, Ho, Wo, G, kh, kw, C/G)
+        out = _grouped_matmul(saved.reshape(-1, groups, kh * kw * weight.shape[1]), _weight_rows(weight, groups))
+    ho, wo = conv2d_output_size(*x.shape[2:], (kh, kw), stride, pads, dilation)
     if bias is not None:
         out += bias
     out = out.reshape(n, ho, wo, out_channels).transpose(0, 3, 1, 2)  # NCHW view, channels-last memory
-    return out, (patches, x.shape, weight, bias is not None, stride, padding)
+    return out, (saved, x.shape, weight, bias is not None, stride, pads, dilation, groups, out.shape)
+
+
+def _weight_rows(weight, groups):
+    """Filters (O, C/G, kh, kw) as (G, kh*kw*C/G, O/G) columns in the patches' (kh, kw, C/G) order."""
+    out_channels = weight.shape[0]
+    rows = weight.transpose(0, 2, 3, 1).reshape(groups, out_channels // groups, -1)
+    return rows.transpose(0, 2, 1)
+
+
+def _grouped_matmul(rows, columns):
+    """(M, G, K) rows times (G, K, O/G) columns, group by group -> (M, O): one GEMM, or a stack of G."""
+    if rows.shape[1] == 1:
+        return rows[:, 0] @ columns[0]
+    stacked = np.matmul(rows.transpose(1, 0, 2), columns)  # (G, M, O/G)
+    return stacked.transpose(1, 0, 2).reshape(rows.shape[0], -1)
+
+
+def _depthwise_forward(x, weight, stride, pads, dilation):
+    """Depthwise convolution as kh*kw shifted, per-channel scaled adds over channels-last memory -> (M, C) rows."""
+    x_padded = _padded_channels_last(x, pads)
+    kh, kw = weight.shape[2:]
+    out_size = conv2d_output_size(*x.shape[2:], (kh, kw), stride, pads, dilation)
+    out = np.zeros((x.shape[0], *out_size, x.shape[1]), dtype=x.dtype)
+    product = np.empty_like(out)
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = _window_slices(i, j, out_size, stride, dilation)
+            out += np.multiply(x_padded[:, rows, columns, :], weight[:, 0, i, j], out=product)
+    return out.reshape(-1, x.shape[1]), x_padded
 
 
 def conv2d_backward(grad_out, cache):
     """grad_out (N, O, Ho, Wo) -> (grad_x, grad_weight, grad_bias or None) of conv2d_forward."""
-    patches, x_shape, weight, has_bias, stride, padding = cache
-    n, ho, wo, kh, kw, in_channels = patches.shape
+    saved, x_shape, weight, has_bias, stride, pads, dilation, groups, out_shape = cache
+    check_float_dtype("conv2d_backward", grad_out, weight.dtype)
+    if grad_out.shape != out_shape:
+        raise ValueError(f"conv2d_backward: expected grad_out of shape {out_shape}, got {grad_out.shape}")
+    grad_bias = _channel_sum(grad_out) if has_bias else None
+    if _is_depthwise(weight, groups):
+        return (*_depthwise_backward(grad_out, saved, x_shape, weight, stride, pads, dilation), grad_bias)
+    n, ho, wo, _, kh, kw, group_channels = saved.shape
     out_channels = weight.shape[0]
     # One row per output pixel, like the patches: free when grad_out is channels-last, else one copy.
-    grad_rows = grad_out.transpose(0, 2, 3, 1).reshape(n * ho * wo, out_channels)
-    grad_bias = _channel_sum(grad_out) if has_bias else None
-    grad_weight = grad_rows.T @ patches.reshape(n * ho * wo, -1)  # (O, kh*kw*C)
-    grad_weight = grad_weight.reshape(out_channels, kh, kw, in_channels).transpose(0, 3, 1, 2)
-    # (N*Ho*Wo, O) @ (O, C) for every kernel offset in one stacked product, offset-major, so that each slab
-    # _add_patches adds is one contiguous (N, Ho, Wo, C) block.
-    weight_per_offset = weight.transpose(2, 3, 0, 1).reshape(kh * kw, out_channels, in_channels)
-    grad_patches = np.matmul(grad_rows, weight_per_offset).reshape(kh, kw, n, ho, wo, in_channels)
-    return _add_patches(grad_patches, x_shape, stride, padding), grad_weight, grad_bias
+    grad_rows = grad_out.transpose(0, 2, 3, 1).reshape(n * ho * wo, groups, out_channels // groups)
+    grad_rows = grad_rows.transpose(1, 0, 2)  # (G, M, O/G)
+    patches = saved.reshape(n * ho * wo, groups, -1).transpose(1, 0, 2)  # (G, M, kh*kw*C/G)
+    grad_weight = np.matmul(grad_rows.transpose(0, 2, 1), patches)  # (G, O/G, kh*kw*C/G)
+    grad_weight = grad_weight.reshape(out_channels, kh, kw, group_channels).transpose(0, 3, 1, 2)
+    # (M, O/G) @ (O/G, C/G) for every kernel offset and group in one stacked product, offset-major, so that each
+    # slab _add_patches adds is one (N, Ho, Wo, G, C/G) block.
+    weight_per_offset = weight.reshape(groups, out_channels // groups, group_channels, kh * kw).transpose(3, 0, 1, 2)
+    grad_patches = np.matmul(grad_rows, weight_per_offset)  # (kh*kw, G, M, C/G)
+    grad_patches = grad_patches.reshape(kh, kw, groups, n, ho, wo, group_channels).transpose(0, 1, 3, 4, 5, 2, 6)
+    return _add_patches(grad_patches, x_shape, stride, pads, dilation), grad_weight, grad_bias
+
+
+def _depthwise_backward(grad_out, x_padded, x_shape, weight, stride, pads, dilation):
+    """(grad_x, grad_weight) of _depthwise_forward: the same kh*kw shifted views, read and written back."""
+    n, c, h, w = x_shape
+    kh, kw = weight.shape[2:]
+    (top, _), (left, _) = pads
+    grad_rows = grad_out.transpose(0, 2, 3, 1)  # (N, Ho, Wo, C): free when grad_out is channels-last
+    grad_padded = np.zeros_like(x_padded)
+    grad_weight = np.empty_like(weight)
+    product = np.empty_like(grad_rows, order="C")
+    for i in range(kh):
+        for j in range(kw):
+            rows, columns = _window_slices(i, j, grad_out.shape[2:], stride, dilation)
+            np.multiply(grad_rows, x_padded[:, rows, columns, :], out=product)
+            grad_weight[:, 0, i, j] = _channel_sum(product.transpose(0, 3, 1, 2))
+            grad_padded[:, rows, columns, :] += np.multiply(grad_rows, weight[:, 0, i, j], out=product)
+    return grad_padded[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2), grad_weight

@@ -1,26 +1,31 @@
-"""Fully connected layer y = x W^T + b (torch's weight layout) and flattening to (N, features)."""
+"""Fully connected layer y = x W^T + b (torch's weight layout) on inputs (*, in_features)."""
+
+from ..validation import check_float_dtype
 
 
 def linear_forward(x, weight, bias):
-    """x (N, in_features), weight (out_features, in_features), bias (out_features,) or None -> (N, out_features)."""
+    """x (*, in_features), weight (out_features, in_features), bias (out_features,) or None -> (*, out_features)."""
+    check_float_dtype("linear_forward", x)
+    check_float_dtype("linear_forward weight", weight, x.dtype)
+    if weight.ndim != 2 or x.ndim < 1 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear_forward: expected x (*, {weight.shape[-1]}) and weight (out_features, "
+                         f"in_features), got x {x.shape} and weight {weight.shape}")
+    if bias is not None:
+        check_float_dtype("linear_forward bias", bias, x.dtype)
+        if bias.shape != weight.shape[:1]:
+            raise ValueError(f"linear_forward: expected bias of shape {weight.shape[:1]}, got {bias.shape}")
     out = x @ weight.T
     if bias is not None:
         out = out + bias
-    return out, (x, weight, bias is not None)
+    return out, (x, weight, bias is not None, out.shape)
 
 
 def linear_backward(grad_out, cache):
-    """grad_out (N, out_features) -> (grad_x, grad_weight, grad_bias or None)."""
-    x, weight, has_bias = cache
-    grad_bias = grad_out.sum(axis=0) if has_bias else None
-    return grad_out @ weight, grad_out.T @ x, grad_bias
-
-
-def flatten_forward(x):
-    """(N, C, H, W) -> (N, C*H*W), keeping the batch axis (as torch.nn.Flatten)."""
-    return x.reshape(x.shape[0], -1), x.shape
-
-
-def flatten_backward(grad_out, cache):
-    """Restore the gradient to the input's shape."""
-    return grad_out.reshape(cache)
+    """grad_out (*, out_features) -> (grad_x, grad_weight, grad_bias or None); the leading dims are all samples."""
+    x, weight, has_bias, out_shape = cache
+    check_float_dtype("linear_backward", grad_out, weight.dtype)
+    if grad_out.shape != out_shape:
+        raise ValueError(f"linear_backward: expected grad_out of shape {out_shape}, got {grad_out.shape}")
+    grad_rows, x_rows = grad_out.reshape(-1, weight.shape[0]), x.reshape(-1, weight.shape[1])
+    grad_bias = grad_rows.sum(axis=0) if has_bias else None
+    return grad_out @ weight, grad_rows.T @ x_rows, grad_bias
