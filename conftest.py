@@ -1,5 +1,5 @@
-"""Suite-wide pytest setup: hypothesis profiles, one thread per xdist worker, and CUDA tests skipping with
-a reason where no GPU is visible."""
+"""Suite-wide pytest setup: hypothesis profiles, one thread per xdist worker, CUDA tests skipping with a reason
+where no GPU is visible, and the slow tier skipping unless selected."""
 
 from __future__ import annotations
 
@@ -44,9 +44,19 @@ def pytest_configure(config):
         sys.modules["torch"].set_num_threads(threads)
 
 
+def slow_selected(config) -> bool:
+    """The slow tier runs when a `-m` expression names it (`tox -e slow`) or REFERENCE_RUN_SLOW=1."""
+    return "slow" in (config.getoption("markexpr") or "") or os.environ.get("REFERENCE_RUN_SLOW") == "1"
+
+
 def pytest_collection_modifyitems(config, items):
     cuda_tests = [item for item in items if "cuda" in item.keywords]
     if cuda_tests and not cuda_available():
         skip = pytest.mark.skip(reason="no CUDA device visible to torch (torch.cuda.is_available() is False)")
         for item in cuda_tests:
             item.add_marker(skip)
+    if not slow_selected(config):
+        skip = pytest.mark.skip(reason="slow tier: tox -e slow (pytest -m slow) or REFERENCE_RUN_SLOW=1")
+        for item in items:
+            if "slow" in item.keywords:
+                item.add_marker(skip)

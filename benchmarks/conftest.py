@@ -1,17 +1,18 @@
-"""Benchmark harness: NumPy and torch timed round by round in one run, the ratio report and the regression gate.
+"""Benchmark harness: NumPy and torch timed round by round in one run, the ratio report, and the regression gate
+against a reference revision measured in the same rounds (`--against REV`, like `asv continuous`).
 
-`bench.compare(case, numpy_fn, torch_fn)` runs pytest-benchmark on the NumPy call and times the torch call
-just before each round (pytest-benchmark's per-round `setup`), so both see the same machine load. At the
-end of the session the ratios go to `reports/bench/bench.{json,md}`, the table is printed, and the run fails
-when a gated ratio (training step, epoch, op family) worsened by more than 25% against `baselines/bench.json`
-(`--update-bench-baseline` rewrites the baseline instead).
+`bench.compare(case, group, numpy_fn, torch_fn, against=make)` runs pytest-benchmark on the NumPy call and
+times the torch call, and `make(<the --against revision's reference package>)` (the same NumPy callable built
+from the old code), just before each round (pytest-benchmark's per-round `setup`), so all see the same machine
+load. At the end of the session the table goes to `reports/bench/bench.{json,md}` and the run fails when a
+training step, an epoch or an op family got slower than the revision beyond its tolerance.
 """
 
 from __future__ import annotations
 
 import gc
-import os
-import platform
+import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,17 +21,20 @@ import pytest
 import torch
 
 from reference import benchmarking
+from reference.environment import describe
 
 ROWS = pytest.StashKey[list]()
 SUMMARY = pytest.StashKey[tuple]()
 BLAS_LIMIT = pytest.StashKey[object]()
+AGAINST = pytest.StashKey[object]()
+SCRATCH = pytest.StashKey[str]()
 
 
 def pytest_addoption(parser):
     group = parser.getgroup("bench", "NumPy vs torch ratio benchmarks")
-    group.addoption("--update-bench-baseline", action="store_true",
-                    help="write this run's ratios into the baseline file instead of gating against it")
-    group.addoption("--bench-baseline", default="baselines/bench.json", help="baseline ratios (rootdir-relative)")
+    group.addoption("--against", metavar="REV", default=None,
+                    help="time the NumPy code of git revision REV (or of a folder holding reference/) in the same "
+                         "rounds as the working tree's, and fail on a slowdown beyond the measured noise")
     group.addoption("--bench-report-dir", default="reports/bench", help="where bench.json / bench.md go")
     group.addoption("--bench-threads", type=int, default=1,
                     help="threads for both torch and NumPy's BLAS (default 1: stable ratios on a shared machine; "
@@ -47,48 +51,68 @@ def pytest_configure(config):
 
         torch.set_num_threads(threads)
         config.stash[BLAS_LIMIT] = threadpool_limits(threads, user_api="blas")
+    against = config.getoption("--against", None)
+    if against:
+        config.stash[SCRATCH] = tempfile.mkdtemp(prefix="reference-against-")
+        try:
+            config.stash[AGAINST] = benchmarking.load_revision(against, config.rootpath, config.stash[SCRATCH])
+        except ValueError as error:
+            raise pytest.UsageError(str(error)) from None
 
 
-def _threads() -> dict:
-    from threadpoolctl import threadpool_info
-
-    blas = [info["num_threads"] for info in threadpool_info()
-            if info["user_api"] == "blas" and "numpy" in info["filepath"]]  # NumPy's own, not SciPy's
-    return {"torch_threads": torch.get_num_threads(), "numpy_blas_threads": blas[0] if blas else None}
+def pytest_unconfigure(config):
+    if SCRATCH in config.stash:
+        shutil.rmtree(config.stash[SCRATCH], ignore_errors=True)
 
 
 class Bench:
-    """Times NumPy and torch callables alternately and records one report row per case."""
+    """Times NumPy (tree and --against revision) and torch callables alternately; one report row per case."""
 
-    def __init__(self, benchmark, rows: list, seconds: float):
-        self.benchmark, self.rows, self.seconds = benchmark, rows, seconds
+    def __init__(self, benchmark, rows: list, seconds: float, against_package=None):
+        self.benchmark, self.rows, self.seconds, self.against_package = benchmark, rows, seconds, against_package
 
-    def compare(self, case: str, group: str, numpy_fn, torch_fn, *, models=(), rounds=None, min_rounds=5, warmup=2,
-                totals=False, **info):
-        """Round by round: time torch_fn, then numpy_fn (pytest-benchmark); record the per-round ratios.
+    def _against_fn(self, make, case: str):
+        """The revision's NumPy callable `make(package)` builds, or None (no --against, or not in that revision)."""
+        if make is None or self.against_package is None:
+            return None
+        try:
+            return make(self.against_package)
+        except (AttributeError, TypeError, ValueError, KeyError) as error:
+            print(f"\n{case}: not comparable with --against ({type(error).__name__}: {error})")
+            return None
 
-        Without `rounds`, as many rounds as fit in the --bench-seconds budget, at least `min_rounds`, at most 200.
-        """
+    def compare(self, case: str, group: str, numpy_fn, torch_fn, *, against=None, models=(), rounds=None,
+                min_rounds=5, warmup=2, totals=False, **info):
+        """Round by round: time torch_fn, then the revision's callable (`against(package)`), then numpy_fn
+        (pytest-benchmark); record per-round ratios. Without `rounds`, as many rounds as fit in the
+        --bench-seconds budget, at least `min_rounds`, at most 200."""
+        against_fn = self._against_fn(against, case)
+        sides = [numpy_fn, torch_fn] + ([against_fn] if against_fn else [])
         for _ in range(warmup):
-            numpy_fn(), torch_fn()
+            for fn in sides:
+                fn()
         if rounds is None:
             start = time.perf_counter()
-            numpy_fn(), torch_fn()
+            for fn in sides:
+                fn()
             rounds = int(np.clip(self.seconds / (time.perf_counter() - start), min_rounds, max(min_rounds, 200)))
-        torch_times = []
+        torch_times, against_times = [], []
 
-        def time_torch():
-            start = time.perf_counter()
-            torch_fn()
-            torch_times.append(time.perf_counter() - start)
+        def time_others():
+            for fn, times in ((torch_fn, torch_times), (against_fn, against_times)):
+                if fn is not None:
+                    start = time.perf_counter()
+                    fn()
+                    times.append(time.perf_counter() - start)
 
         self.benchmark.group = group
         self.benchmark.extra_info.update(case=case, models=list(models))
         gc.collect()
-        self.benchmark.pedantic(numpy_fn, setup=time_torch, rounds=rounds)
+        self.benchmark.pedantic(numpy_fn, setup=time_others, rounds=rounds)
         if not self.benchmark.disabled:
             self.rows.append(benchmarking.summarize(case, group, self.benchmark.stats.stats.data, torch_times,
-                                                    totals=totals, models=list(models), **info))
+                                                    against_times=against_times, totals=totals,
+                                                    models=list(models), **info))
 
     def torch_only(self, case: str, group: str, torch_fn, *, rounds: int, warmup: int, **info):
         """Time torch_fn alone with pytest-benchmark (e.g. a CUDA step, synchronized): a row without a ratio."""
@@ -105,12 +129,15 @@ class Bench:
 
 @pytest.fixture
 def bench(benchmark, request):
-    return Bench(benchmark, request.config.stash[ROWS], request.config.getoption("--bench-seconds"))
+    config = request.config
+    return Bench(benchmark, config.stash[ROWS], config.getoption("--bench-seconds"), config.stash.get(AGAINST, None))
 
 
-def _meta() -> dict:
-    return {"machine": f"{platform.machine()} {os.cpu_count()} CPUs", "python": platform.python_version(),
-            "numpy": np.__version__, "torch": torch.__version__, **_threads(),
+def _meta(config) -> dict:
+    environment = describe()
+    return {"machine": f"{environment['cpu']} ({environment['cores']} cores)", "blas": environment["blas"],
+            "torch_cpu_capability": environment["torch_cpu_capability"], **environment["versions"],
+            "threads": config.getoption("--bench-threads"), "against": config.getoption("--against"),
             "date": time.strftime("%Y-%m-%d %H:%M")}
 
 
@@ -120,15 +147,9 @@ def pytest_sessionfinish(session, exitstatus):
     if not rows:
         return
     rows = rows + benchmarking.op_families(rows)
-    root = Path(config.rootpath)
-    baseline_path = root / config.getoption("--bench-baseline")
-    if config.getoption("--update-bench-baseline"):
-        path = benchmarking.save_baseline(rows, baseline_path, _meta())
-        passed, verdict = True, f"Baseline updated: {path} ({len(rows)} case(s) measured)."
-    else:
-        passed, verdict = benchmarking.gate_verdict(rows, benchmarking.load_baseline(baseline_path))
-    report_dir = root / config.getoption("--bench-report-dir")
-    json_path, md_path = benchmarking.write_report(rows, report_dir, _meta(), verdict)
+    passed, verdict = benchmarking.gate_verdict(rows, config.getoption("--against"))
+    report_dir = Path(config.rootpath) / config.getoption("--bench-report-dir")
+    json_path, md_path = benchmarking.write_report(rows, report_dir, _meta(config), verdict)
     config.stash[SUMMARY] = (benchmarking.markdown_table(rows), verdict, json_path, md_path)
     if not passed and session.exitstatus == pytest.ExitCode.OK:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

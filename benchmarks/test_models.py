@@ -11,10 +11,11 @@ from functools import partial
 import numpy as np
 import pytest
 
+import reference
 from benchmarks.training import dataset_or_skip
 from benchmarks.zoo_ops import model_batch
 from reference import zoo
-from reference.train import NumpyStepper, TorchStepper
+from reference.train import TorchStepper
 
 pytestmark = pytest.mark.benchmark
 
@@ -23,13 +24,18 @@ pytestmark = pytest.mark.benchmark
 def test_training_step(bench, name):
     entry = zoo.spec(name)
     recipe = entry.recipes[entry.default_dataset]
-    numpy_model, torch_model = zoo.build(name, "numpy").train(), zoo.build(name, "torch").train()
-    zoo.copy_state(numpy_model, torch_model)
-    numpy_stepper, torch_stepper = NumpyStepper(numpy_model, recipe), TorchStepper(torch_model, recipe)
+    torch_stepper = TorchStepper(zoo.build(name, "torch").train(), recipe)
     x, y = model_batch(name)
     xt, yt = torch_stepper.put(x), torch_stepper.put(y)
+
+    def make(package):
+        """One NumPy training step of `package` (this checkout or the --against revision) on its own copy."""
+        stepper = package.train.NumpyStepper(package.zoo.build(name, "numpy").train(), recipe)
+        xn, yn = x.copy(), y.copy()
+        return lambda: stepper.step(xn, yn)
+
     bench.compare(f"step {name} ({entry.default_dataset}, batch {recipe.batch_size})", "training step",
-                  lambda: numpy_stepper.step(x, y), lambda: torch_stepper.step(xt, yt), models=[name],
+                  make(reference), lambda: torch_stepper.step(xt, yt), against=make, models=[name],
                   min_rounds=15, warmup=3)
 
 
@@ -37,6 +43,7 @@ def epoch_in_slices(stepper, data, batches: list, slices: int):
     """A function running, call by call, the next slice of `batches` (one shuffled epoch) on a reference.train
     stepper; the call after the last slice evaluates the test set, as every reference.train epoch ends."""
     x, y, x_test = stepper.put(data.x_train), stepper.put(data.y_train), stepper.put(data.x_test)
+    stepper.step(x[stepper.put(batches[0])], y[stepper.put(batches[0])])  # untimed first-call setup
 
     def run(part):
         stepper.model.train()
@@ -56,12 +63,14 @@ def test_epoch(bench, name, dataset, slices):
     recipe = zoo.spec(name).recipes[dataset]
     order = np.random.default_rng(0).permutation(len(data.y_train))
     batches = [order[first : first + recipe.batch_size] for first in range(0, len(order), recipe.batch_size)]
-    with NumpyStepper.settings(0, "cpu", None), TorchStepper.settings(0, "cpu", None):
-        numpy_stepper = NumpyStepper(zoo.build(name, "numpy"), recipe)
-        torch_stepper = TorchStepper(zoo.build(name, "torch"), recipe)
-        for stepper in (numpy_stepper, torch_stepper):  # untimed: first-call setup (thread pools, kernels)
-            stepper.step(stepper.put(data.x_train[batches[0]]), stepper.put(data.y_train[batches[0]]))
+
+    def make(package):
+        """One epoch in slices with `package`'s NumPy stepper (this checkout or the --against revision)."""
+        stepper = package.train.NumpyStepper(package.zoo.build(name, "numpy"), recipe)
+        return epoch_in_slices(stepper, data, batches, slices)
+
+    with TorchStepper.settings(0, "cpu", None):
+        torch_epoch = epoch_in_slices(TorchStepper(zoo.build(name, "torch"), recipe), data, batches, slices)
         bench.compare(f"epoch {name} ({dataset}: {len(batches)} steps + {len(data.y_test)} test images)", "epoch",
-                      epoch_in_slices(numpy_stepper, data, batches, slices),
-                      epoch_in_slices(torch_stepper, data, batches, slices),
-                      models=[name], rounds=slices + 1, warmup=0, totals=True)
+                      make(reference), torch_epoch, against=make, models=[name], rounds=slices + 1, warmup=0,
+                      totals=True)

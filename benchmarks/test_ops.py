@@ -5,10 +5,13 @@ runs with gradients enabled (forward) or replays the graph's backward (`torch.au
 sides keep and use what the backward needs. Convolutions are also timed forward and backward together.
 """
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
+import reference
 from benchmarks.zoo_ops import OPS, as_torch, zoo_op_cases
 
 CASES = zoo_op_cases()
@@ -23,32 +26,56 @@ def upstream_grad(out: np.ndarray) -> np.ndarray:
     return grad
 
 
+def forward_call(case):
+    """package -> a call of that package's forward of `case` on a copy of its arguments."""
+    def make(package):
+        forward, _ = OPS[case.op].functions(package)
+        args = copy.deepcopy(case.args)
+        return lambda: forward(*args)
+    return make
+
+
+def backward_call(case, grad: np.ndarray, with_forward: bool = False):
+    """package -> a call of that package's backward of `case` (after its forward, `with_forward`)."""
+    def make(package):
+        forward, backward = OPS[case.op].functions(package)
+        args = copy.deepcopy(case.args)
+        if with_forward:
+            return lambda: backward(grad, forward(*args)[1])
+        cache = forward(*args)[1]
+        return lambda: backward(grad, cache)
+    return make
+
+
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_op_forward(bench, case):
-    op = OPS[case.op]
+    op, make = OPS[case.op], forward_call(case)
     torch_args, _ = as_torch(case.args)
-    bench.compare(f"fwd {case.label}", "op forward", lambda: op.forward(*case.args), lambda: op.torch(*torch_args),
+    bench.compare(f"fwd {case.label}", "op forward", make(reference), lambda: op.torch(*torch_args), against=make,
                   models=case.models)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_op_backward(bench, case):
     op = OPS[case.op]
-    out, cache = op.forward(*case.args)
-    grad = upstream_grad(out)
+    forward, _ = op.functions(reference)
+    grad = upstream_grad(forward(*case.args)[0])
     torch_args, leaves = as_torch(case.args)
     torch_out, torch_grad = op.torch(*torch_args), torch.from_numpy(grad)
-    bench.compare(f"bwd {case.label}", "op backward", lambda: op.backward(grad, cache),
-                  lambda: torch.autograd.grad(torch_out, leaves, torch_grad, retain_graph=True), models=case.models)
+    make = backward_call(case, grad)
+    bench.compare(f"bwd {case.label}", "op backward", make(reference),
+                  lambda: torch.autograd.grad(torch_out, leaves, torch_grad, retain_graph=True), against=make,
+                  models=case.models)
 
 
 @pytest.mark.parametrize("case", CONV_CASES, ids=[case.id for case in CONV_CASES])
 def test_conv_forward_and_backward(bench, case):
     op = OPS["conv2d"]
-    grad = upstream_grad(op.forward(*case.args)[0])
+    forward, _ = op.functions(reference)
+    grad = upstream_grad(forward(*case.args)[0])
     torch_args, leaves = as_torch(case.args)
     torch_grad = torch.from_numpy(grad)
-    bench.compare(f"fwd+bwd {case.label}", "op forward+backward",
-                  lambda: op.backward(grad, op.forward(*case.args)[1]),
-                  lambda: torch.autograd.grad(op.torch(*torch_args), leaves, torch_grad), models=case.models,
-                  min_rounds=15)
+    make = backward_call(case, grad, with_forward=True)
+    bench.compare(f"fwd+bwd {case.label}", "op forward+backward", make(reference),
+                  lambda: torch.autograd.grad(op.torch(*torch_args), leaves, torch_grad), against=make,
+                  models=case.models, min_rounds=15)

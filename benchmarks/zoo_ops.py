@@ -22,27 +22,38 @@ from reference.numpy_nn import functional as F
 
 @dataclass(frozen=True)
 class Op:
-    """A NumPy forward/backward pair and the torch function taking the same arguments (arrays as tensors)."""
+    """A NumPy forward/backward pair (names in `reference.numpy_nn.functional`) and the torch function taking
+    the same arguments (arrays as tensors)."""
 
-    forward: Callable
-    backward: Callable  # (grad_out, cache) -> gradients
+    forward: str
+    backward: str
     torch: Callable
+    backward_takes_cache_first: bool = False
+
+    def functions(self, package) -> tuple[Callable, Callable]:
+        """(forward(*args) -> (out, cache), backward(grad_out, cache)) from a `reference` package (this
+        checkout's, or the --against revision's)."""
+        functional = package.numpy_nn.functional
+        forward, backward = getattr(functional, self.forward), getattr(functional, self.backward)
+        if self.backward_takes_cache_first:
+            return forward, lambda grad, cache: backward(cache, grad)
+        return forward, backward
 
 
 OPS = {
-    "conv2d": Op(F.conv2d_forward, F.conv2d_backward, tF.conv2d),
-    "linear": Op(F.linear_forward, F.linear_backward, tF.linear),
-    "relu": Op(F.relu_forward, F.relu_backward, torch.relu),
-    "max_pool2d": Op(F.max_pool2d_forward, F.max_pool2d_backward, tF.max_pool2d),
-    "avg_pool2d": Op(F.avg_pool2d_forward, F.avg_pool2d_backward, tF.avg_pool2d),
-    "adaptive_avg_pool2d": Op(F.adaptive_avg_pool2d_forward, F.adaptive_avg_pool2d_backward,
-                              tF.adaptive_avg_pool2d),
-    "batch_norm2d_train": Op(F.batch_norm2d_train_forward, F.batch_norm2d_backward,
+    "conv2d": Op("conv2d_forward", "conv2d_backward", tF.conv2d),
+    "linear": Op("linear_forward", "linear_backward", tF.linear),
+    "relu": Op("relu_forward", "relu_backward", torch.relu),
+    "max_pool2d": Op("max_pool2d_forward", "max_pool2d_backward", tF.max_pool2d),
+    "avg_pool2d": Op("avg_pool2d_forward", "avg_pool2d_backward", tF.avg_pool2d),
+    "adaptive_avg_pool2d": Op("adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward", tF.adaptive_avg_pool2d),
+    "batch_norm2d_train": Op("batch_norm2d_train_forward", "batch_norm2d_backward",
                              lambda x, weight, bias, eps: tF.batch_norm(x, None, None, weight, bias, True, 0.0, eps)),
-    "dropout": Op(F.dropout_forward, F.dropout_backward, lambda x, p, rng: tF.dropout(x, p, True)),
-    "dropout2d": Op(F.dropout2d_forward, F.dropout_backward, lambda x, p, rng: tF.dropout2d(x, p, True)),
-    "cross_entropy": Op(F.cross_entropy_forward, lambda grad, cache: F.cross_entropy_backward(cache, grad),
-                        lambda logits, targets, ls: tF.cross_entropy(logits, targets, label_smoothing=ls)),
+    "dropout": Op("dropout_forward", "dropout_backward", lambda x, p, rng: tF.dropout(x, p, True)),
+    "dropout2d": Op("dropout2d_forward", "dropout_backward", lambda x, p, rng: tF.dropout2d(x, p, True)),
+    "cross_entropy": Op("cross_entropy_forward", "cross_entropy_backward",
+                        lambda logits, targets, ls: tF.cross_entropy(logits, targets, label_smoothing=ls),
+                        backward_takes_cache_first=True),
 }
 
 
@@ -55,7 +66,7 @@ class OpCase:
     models: list[str]
 
     def _arguments(self) -> dict:
-        bound = inspect.signature(OPS[self.op].forward).bind(*self.args).arguments
+        bound = inspect.signature(getattr(F, OPS[self.op].forward)).bind(*self.args).arguments
         return {name: _describe(value) for name, value in bound.items() if not isinstance(value, np.random.Generator)}
 
     @property
@@ -80,7 +91,7 @@ def _describe(value) -> str:
 @contextmanager
 def _recording(calls: list[tuple[str, tuple]]):
     """Replace each F.<op>_forward by a wrapper appending (op, args) to `calls`; restore them afterwards."""
-    originals = {op: getattr(F, OPS[op].forward.__name__) for op in OPS}
+    originals = {op: getattr(F, OPS[op].forward) for op in OPS}
 
     def recorder(op, forward):
         def record(*args):
@@ -89,12 +100,12 @@ def _recording(calls: list[tuple[str, tuple]]):
         return record
 
     for op, forward in originals.items():
-        setattr(F, forward.__name__, recorder(op, forward))
+        setattr(F, OPS[op].forward, recorder(op, forward))
     try:
         yield
     finally:
-        for forward in originals.values():
-            setattr(F, forward.__name__, forward)
+        for op, forward in originals.items():
+            setattr(F, OPS[op].forward, forward)
 
 
 def model_batch(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

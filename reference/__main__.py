@@ -1,36 +1,41 @@
-"""Command line: `python -m reference {accuracy,fetch,models}`."""
+"""Command line: `python -m reference {accuracy,calibrate,fetch,models}`."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 
-DATASETS = ("digits", "mnist", "shapes")
+from .data import DATASET_NAMES
 
 
 def _add_accuracy(subparsers) -> None:
     p = subparsers.add_parser(
         "accuracy",
         help="train the zoo, compare with baselines, write a report (default: digits, CPU)",
-        description="Train zoo models, gate their test accuracy against baselines/ and write a report. "
-        "Exits 1 on a regression.",
+        description="Train zoo models, gate their test accuracy against the distributions in baselines/ and write "
+        "a report. Exits 1 on a regression, a floor miss or a missing baseline, 2 on a usage error.",
     )
-    p.add_argument("--dataset", choices=DATASETS, default="digits")
+    p.add_argument("--dataset", choices=DATASET_NAMES, default="digits")
     p.add_argument("--framework", choices=("numpy", "torch", "all"), default="all")
     p.add_argument("--device", choices=("cpu", "cuda", "auto"), default="auto",
                    help="torch device; auto = cuda when available (NumPy always runs on the CPU)")
     p.add_argument("--models", nargs="+", metavar="NAME", help="zoo models (default: all that train on the dataset)")
     p.add_argument("--epochs", type=int, help="override each recipe's epochs")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
+    p.add_argument("--seeds", type=int, default=1, metavar="K",
+                   help="train seeds SEED..SEED+K-1 of every run (each is gated); with --update-baselines the K runs "
+                   "form the new baseline (at least 5 for digits/shapes models, 3 for resnet18 and MNIST)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $REFERENCE_DATA_DIR or "
                    "~/.cache/reference)")
     p.add_argument("--report-dir", default="reports/accuracy")
     p.add_argument("--baselines-dir", default=None, help="default: the repository's baselines/")
     p.add_argument("--update-baselines", action="store_true",
-                   help="rewrite the baselines of the runs made (deliberately; never implicit)")
+                   help="record the runs made as the new baselines, all or none (deliberately; never implicit)")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for BLAS and torch while training (default 1: reproducible across machines, "
                    "robust on shared cores; 0 = the libraries' defaults)")
+    p.add_argument("--jitter", type=int, metavar="N", default=None,
+                   help="emulate another machine: move every initial parameter by one ulp, directions drawn from N")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -40,10 +45,39 @@ def _add_fetch(subparsers) -> None:
     p.add_argument("--data-dir", help="destination (default: $REFERENCE_DATA_DIR or ~/.cache/reference)")
 
 
+def _add_calibrate(subparsers) -> None:
+    from .calibration import DEFAULT_FAULT_MODELS, FAULTS, VARIANTS
+
+    p = subparsers.add_parser(
+        "calibrate", help="measure the accuracy gate's false alarms and power; derive the hard floors",
+        description="Train every model on unseen seeds on each emulated machine (false alarms) and with injected "
+        "faults (power), gate them against the committed baselines and write reports/calibration/. Exits 1 when "
+        "any clean run fails its gate.")
+    p.add_argument("--dataset", choices=DATASET_NAMES, default="digits")
+    p.add_argument("--models", nargs="+", metavar="NAME", help="zoo models (default: all that train on the dataset)")
+    p.add_argument("--framework", choices=("numpy", "torch", "all"), default="all")
+    p.add_argument("--seeds", type=int, default=20, help="clean seeds per variant (default 20)")
+    p.add_argument("--variants", nargs="+", metavar="NAME", choices=list(VARIANTS),
+                   help=f"emulated machines (default all: {', '.join(VARIANTS)})")
+    p.add_argument("--faults", nargs="+", metavar="NAME", choices=list(FAULTS),
+                   help=f"injected faults (default all: {', '.join(FAULTS)})")
+    p.add_argument("--fault-models", nargs="+", metavar="NAME",
+                   help=f"models the faults are injected into (default: {' '.join(DEFAULT_FAULT_MODELS)})")
+    p.add_argument("--fault-seeds", type=int, default=10, help="seeds per fault (default 10)")
+    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per available core)")
+    p.add_argument("--data-dir", help="folder with the MNIST IDX files")
+    p.add_argument("--baselines-dir", default=None, help="default: the repository's baselines/")
+    p.add_argument("--report-dir", default="reports/calibration")
+    p.add_argument("--update-floors", action="store_true",
+                   help="write each run's derived hard floor into its baseline file")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reference", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_accuracy(subparsers)
+    _add_calibrate(subparsers)
     _add_fetch(subparsers)
     subparsers.add_parser("models", help="list the zoo's models, their inputs and datasets")
     return parser
@@ -59,8 +93,13 @@ def _models() -> int:
 
 
 def _fetch(args) -> int:
+    from pathlib import Path
+
     from .data import DataError, fetch_mnist
 
+    if args.data_dir is not None and Path(args.data_dir).exists() and not Path(args.data_dir).is_dir():
+        print(f"error: --data-dir {args.data_dir} is a file; expected a folder", file=sys.stderr)
+        return 2
     try:
         path = fetch_mnist(args.data_dir)
     except DataError as error:
@@ -76,9 +115,18 @@ def main(argv: list[str] | None = None) -> int:
         return _models()
     if args.command == "fetch":
         return _fetch(args)
+    if args.command == "calibrate":
+        from .calibration import run_calibration
+
+        return run_calibration(**_options(args))
     from .accuracy import run_accuracy
 
-    return run_accuracy(args)
+    return run_accuracy(**_options(args))
+
+
+def _options(args: argparse.Namespace) -> dict:
+    """The subcommand's options as keyword arguments (argparse's names, without the subcommand)."""
+    return {key: value for key, value in vars(args).items() if key != "command"}
 
 
 if __name__ == "__main__":

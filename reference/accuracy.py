@@ -1,7 +1,8 @@
 """`python -m reference accuracy`: train the zoo on one dataset, gate each run against its baseline, report.
 
-Exit status: 0 when every run passes, 1 on a regression or a floor miss, 2 on a usage error (unknown
-model, no CUDA, MNIST not on disk: the message says how to fetch it).
+Exit status: 0 when every run passes, 1 on a regression, a floor miss or a missing baseline, 2 on a usage
+error found before any training (unknown model, no CUDA, MNIST not on disk, a damaged baseline, a report
+folder that cannot be written, an option out of range): the message says what to do.
 """
 
 from __future__ import annotations
@@ -11,10 +12,22 @@ import time
 from pathlib import Path
 
 from . import gate, zoo
-from .baselines import baseline_path, default_baselines_dir, load_baseline, save_baseline
+from .baselines import (
+    Baseline,
+    BaselineError,
+    baseline_path,
+    baseline_record,
+    default_baselines_dir,
+    load_baseline,
+    record_command,
+    write_all,
+)
 from .data import DataError, load_dataset
-from .report import notes, run_record, text_table, write_report
+from .environment import describe
+from .report import ReportDir, ReportError, notes, run_record, text_table, write_report
 from .train import train
+
+MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are 32-bit unsigned integers here
 
 
 class UsageError(Exception):
@@ -53,47 +66,111 @@ def plan_runs(dataset: str, framework: str, device: str, models: list[str] | Non
     return runs
 
 
-def run_accuracy(args) -> int:
-    """Train, gate, optionally update baselines, write the report and print the table; return the exit code."""
+def check_options(epochs: int | None, seed: int, seeds: int, threads: int, jitter: int | None) -> None:
+    """UsageError for a numeric option out of range (before anything is loaded or trained)."""
+    if epochs is not None and epochs < 1:
+        raise UsageError(f"--epochs must be at least 1, got {epochs}")
+    if seeds < 1:
+        raise UsageError(f"--seeds must be at least 1, got {seeds}")
+    if not 0 <= seed <= MAX_SEED - (seeds - 1):
+        raise UsageError(f"--seed must be in 0..{MAX_SEED - (seeds - 1)} (with --seeds {seeds}), got {seed}")
+    if threads < 0:
+        raise UsageError(f"--threads must be 0 (the libraries' defaults) or more, got {threads}")
+    if jitter is not None and not 0 <= jitter <= MAX_SEED:
+        raise UsageError(f"--jitter must be in 0..{MAX_SEED}, got {jitter}")
+
+
+def load_baselines(paths: dict[tuple, Path], n_test: int, updating: bool) -> dict[tuple, Baseline | None]:
+    """Every planned run's baseline, validated up front; a damaged one is a UsageError unless it is being
+    replaced (`updating`), then it counts as absent."""
+    baselines = {}
+    for run, path in paths.items():
+        try:
+            baseline = load_baseline(path)
+        except BaselineError as error:
+            if not updating:
+                raise UsageError(str(error)) from None
+            print(f"note: {error} -- it will be replaced", file=sys.stderr)
+            baseline = None
+        if baseline is not None and baseline.n_test != n_test and not updating:
+            raise UsageError(f"{path}: records {baseline.n_test} test examples, the test set has {n_test}; "
+                             f"re-record it with: {record_command(*run)}")
+        baselines[run] = baseline
+    return baselines
+
+
+def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str = "auto",
+                 models: list[str] | None = None, epochs: int | None = None, seed: int = 0, seeds: int = 1,
+                 data_dir: str | None = None, report_dir: str | Path = "reports/accuracy",
+                 baselines_dir: str | Path | None = None, update_baselines: bool = False, threads: int = 1,
+                 jitter: int | None = None, quiet: bool = False) -> int:
+    """Train seeds `seed`..`seed + seeds - 1` of each planned run, gate every one, optionally record the runs
+    as the new baselines (all or none), write the report and print the table; return the exit code."""
     started = time.perf_counter()
+    baselines_dir = Path(baselines_dir) if baselines_dir else default_baselines_dir()
     try:
-        if args.epochs is not None and args.epochs < 1:
-            raise UsageError(f"--epochs must be at least 1, got {args.epochs}")
-        runs = plan_runs(args.dataset, args.framework, resolve_device(args.device), args.models)
-        data = load_dataset(args.dataset, args.data_dir)
-    except (UsageError, DataError) as error:
+        check_options(epochs, seed, seeds, threads, jitter)
+        runs = plan_runs(dataset, framework, resolve_device(device), models)
+        if update_baselines:
+            check_baseline_seeds(runs, dataset, seeds)
+        output = ReportDir(report_dir)
+        data = load_dataset(dataset, data_dir)
+        paths = {(data.name, *run): baseline_path(baselines_dir, data.name, *run) for run in runs}
+        baselines = load_baselines(paths, len(data.y_test), update_baselines)
+    except (UsageError, DataError, ReportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    baselines_dir = Path(args.baselines_dir) if args.baselines_dir else default_baselines_dir()
-    results, records = [], []
-    for model, framework, device in runs:
-        result = train(model, framework, data, device=device, seed=args.seed, epochs=args.epochs,
-                       threads=args.threads or None, quiet=args.quiet)
-        path = baseline_path(baselines_dir, data.name, model, framework, device)
-        record = gate_run(result, path, update=args.update_baselines)
-        results.append(result)
-        records.append(record)
-    written = write_report(args.report_dir, records, results, {data.name: data})
+    with output:
+        results, records, trained = [], [], {}
+        for key, path in paths.items():
+            _, model, fw, run_device = key
+            trained[key] = [train(model, fw, data, device=run_device, seed=s, epochs=epochs, threads=threads or None,
+                                  jitter=jitter, quiet=quiet) for s in range(seed, seed + seeds)]
+            for result in trained[key]:
+                records.append(gate_run(result, baselines[key], _display(path)))
+            results.append(trained[key][0])
+        updated = record_baselines(paths, trained, baselines, records) if update_baselines else []
+        written = write_report(output.staging, records, results, {data.name: data})
+        output.publish()
     print(text_table(records))
-    for line in notes(records):
+    for line in notes(records, updating=update_baselines):
         print(line)
-    updated = [r["baseline_file"] for r in records if r["baseline_updated"]]
     if updated:
-        print(f"baselines updated: {', '.join(updated)}")
-    print(f"report: {written[-1]} ({len(written)} files) in {time.perf_counter() - started:.0f}s")
-    return 1 if any(failed(r, args.update_baselines) for r in records) else 0
+        print(f"baselines updated ({seeds} seeds each): {', '.join(_display(path) for path in updated)}")
+    print(f"report: {output.path / written[-1].name} ({len(written)} files) in {time.perf_counter() - started:.0f}s")
+    return 1 if any(failed(record, update_baselines) for record in records) else 0
 
 
-def gate_run(result, path: Path, update: bool = False) -> dict:
-    """Gate one trained run against the baseline at `path` (rewriting it when `update` and above the floor)."""
-    baseline = load_baseline(path)
-    floor = result.recipe.floor.get(result.framework)
-    outcome = gate.gate(result.correct, None if baseline is None else baseline["correct"], floor)
-    record = run_record(result, outcome, _display(path))
-    record["baseline_updated"] = update and outcome.verdict != gate.BELOW_FLOOR
-    if record["baseline_updated"]:
-        save_baseline(path, result)
+def check_baseline_seeds(runs: list[tuple[str, str, str]], dataset: str, seeds: int) -> None:
+    """A committed baseline needs at least its recipe's `baseline_seeds` runs (UsageError otherwise)."""
+    for model, _, _ in runs:
+        needed = zoo.spec(model).recipes[dataset].baseline_seeds
+        if seeds < needed:
+            raise UsageError(f"--update-baselines records a distribution: {model} on {dataset} needs --seeds "
+                             f"{needed} or more, got {seeds}")
+
+
+def gate_run(result, baseline: Baseline | None, baseline_file: str | None = None) -> dict:
+    """The report record of one trained run, gated against `baseline` (its runs and its floor)."""
+    outcome = gate.gate(result.correct, None if baseline is None else baseline.runs,
+                        None if baseline is None else baseline.floor)
+    record = run_record(result, outcome, baseline_file)
+    record["record_command"] = record_command(result.dataset, result.model_name, result.framework, result.device)
     return record
+
+
+def record_baselines(paths: dict, trained: dict, baselines: dict, records: list[dict]) -> list[Path]:
+    """Write every run's new baseline, or none when any trained run is below its floor."""
+    if any(record["verdict"] == gate.BELOW_FLOOR for record in records):
+        print("baselines not updated: a run is below its hard floor (see the notes)", file=sys.stderr)
+        return []
+    environment = {device: describe(device) for device in {key[3] for key in paths}}
+    documents = {path: baseline_record(trained[key], environment[key[3]], baselines[key])
+                 for key, path in paths.items()}
+    written = write_all(documents)
+    for record in records:
+        record["baseline_updated"] = True
+    return written
 
 
 def failed(record: dict, updating: bool) -> bool:

@@ -1,22 +1,47 @@
-"""Committed accuracy baselines: one JSON file per (dataset, model, framework, device), written atomically.
+"""Committed accuracy baselines: one JSON file per (dataset, model, framework, device) holding a distribution.
 
-A baseline holds the accuracy, the test-set size, the settings it was trained with and the per-example
-correctness vector (hex bitmask, see `gate.encode_correct`) that McNemar's test pairs new runs against.
+A baseline holds K runs of the same recipe with different seeds (each run's per-example correctness as a hex
+bitmask, see `gate.encode_correct`), where they were recorded (`environment.describe`), and the hard floor
+that `python -m reference calibrate --update-floors` derived from many more runs. Files are validated when
+loaded (a damaged file is a `BaselineError`, never a pass) and written all or none.
 """
 
 from __future__ import annotations
 
+import contextlib
+import datetime
 import json
-import platform
-from dataclasses import asdict
+import os
+import uuid
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 
 from . import gate
-from .data import atomic_write_bytes
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+REQUIRED_KEYS = ("schema", "model", "framework", "dataset", "device", "n_test", "recipe", "runs")
+
+
+class BaselineError(Exception):
+    """A baseline file is damaged or unreadable; the message names it and the command that re-records it."""
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A loaded, validated baseline: the (K, n_test) correctness of its runs and its floor (None: none yet)."""
+
+    path: Path
+    runs: np.ndarray
+    seeds: tuple[int, ...]
+    recipe: dict
+    floor: float | None
+    record: dict
+
+    @property
+    def n_test(self) -> int:
+        return self.runs.shape[1]
 
 
 def default_baselines_dir() -> Path:
@@ -30,48 +55,122 @@ def baseline_path(root: str | Path, dataset: str, model: str, framework: str, de
     return Path(root) / dataset / f"{model}-{framework}-{device}.json"
 
 
-def load_baseline(path: str | Path) -> dict | None:
-    """The baseline record at `path` with its `correct` vector decoded, or None when there is none."""
+def record_command(dataset: str, model: str, framework: str, device: str) -> str:
+    """The command that (re-)records one baseline."""
+    return (f"python -m reference accuracy --dataset {dataset} --models {model} --framework {framework} "
+            f"--device {device} --update-baselines")
+
+
+def load_baseline(path: str | Path) -> Baseline | None:
+    """The validated baseline at `path`, None when there is no file; BaselineError when it is damaged."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         return None
-    record = json.loads(path.read_text())
-    record["correct"] = gate.decode_correct(record["correct"], record["n_test"])
-    return record
+    try:
+        record = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError) as error:
+        raise BaselineError(f"{path}: cannot read it ({error})") from None
+    except json.JSONDecodeError as error:
+        raise BaselineError(f"{path}: not valid JSON ({error.msg} at line {error.lineno}); "
+                            "re-record it with --update-baselines") from None
+    return _validated(path, record)
 
 
-def save_baseline(path: str | Path, result) -> Path:
-    """Write the baseline of a `train.TrainResult` to `path` atomically (temp file + os.replace)."""
-    correct = result.correct
-    record = {
-        "schema": SCHEMA_VERSION,
-        "model": result.model_name,
-        "framework": result.framework,
-        "dataset": result.dataset,
-        "device": result.device,
-        "accuracy": float(correct.mean()),
-        "n_test": int(len(correct)),
-        "n_correct": int(correct.sum()),
-        "settings": {"epochs": result.epochs, "seed": result.seed, "threads": result.threads,
-                     "recipe": _recipe_settings(result.recipe), "versions": package_versions()},
-        "correct": gate.encode_correct(correct),
-    }
-    return atomic_write_bytes(path, (json.dumps(record, indent=2) + "\n").encode())
+def _validated(path: Path, record) -> Baseline:
+    """The Baseline a parsed JSON document describes, or BaselineError naming the first problem."""
+    def fail(problem: str):
+        raise BaselineError(f"{path}: {problem}; re-record it with --update-baselines")
+
+    if not isinstance(record, dict):
+        fail(f"expected a JSON object, found {type(record).__name__}")
+    if record.get("schema") != SCHEMA_VERSION:
+        fail(f"schema {record.get('schema')!r}, this version reads schema {SCHEMA_VERSION}")
+    missing = [key for key in REQUIRED_KEYS if key not in record]
+    if missing:
+        fail(f"missing key(s) {', '.join(missing)}")
+    n_test = record["n_test"]
+    if not isinstance(n_test, int) or isinstance(n_test, bool) or n_test < 1:
+        fail(f"n_test must be a positive integer, found {n_test!r}")
+    runs = record["runs"]
+    if not isinstance(runs, list) or not runs:
+        fail("runs must be a non-empty list")
+    rows, seeds = [], []
+    for index, run in enumerate(runs):
+        if not isinstance(run, dict) or not {"seed", "n_correct", "correct"} <= set(run):
+            fail(f"run {index} must be an object with seed, n_correct and correct")
+        try:
+            correct = gate.decode_correct(run["correct"], n_test)
+        except ValueError as error:
+            fail(f"run {index}: {error}")
+        if int(correct.sum()) != run["n_correct"]:
+            fail(f"run {index}: n_correct {run['n_correct']!r} but its bitmask has {int(correct.sum())} correct")
+        rows.append(correct)
+        seeds.append(run["seed"])
+    floor = record.get("floor")
+    if floor is not None and not (isinstance(floor, dict) and isinstance(floor.get("accuracy"), float)
+                                  and 0.0 <= floor["accuracy"] <= 1.0):
+        fail(f"floor must be an object with an accuracy in [0, 1], found {floor!r}")
+    return Baseline(path, np.stack(rows), tuple(seeds), record["recipe"],
+                    None if floor is None else floor["accuracy"], record)
 
 
-def _recipe_settings(recipe) -> dict:
-    """The recipe's training hyper-parameters (floors and devices are policy, not settings)."""
+def recipe_settings(recipe) -> dict:
+    """A recipe's training hyper-parameters as recorded in a baseline (devices and seeds are policy)."""
     settings = asdict(recipe)
-    settings.pop("floor")
-    settings.pop("devices")
+    for policy in ("devices", "baseline_seeds"):
+        settings.pop(policy, None)
     return settings
 
 
-def package_versions() -> dict[str, str]:
-    """Versions of Python and of the packages that change numerics."""
-    import torch
+def baseline_record(results: list, environment: dict, previous: Baseline | None = None) -> dict:
+    """The JSON document of a baseline from the `train.TrainResult`s of one run's K seeds.
 
-    from . import __version__
+    The floor of `previous` is kept when the recipe is unchanged (it was calibrated for that recipe)."""
+    first = results[0]
+    recipe = recipe_settings(first.recipe)
+    record = {
+        "schema": SCHEMA_VERSION,
+        "model": first.model_name,
+        "framework": first.framework,
+        "dataset": first.dataset,
+        "device": first.device,
+        "n_test": int(len(first.correct)),
+        "recipe": recipe,
+        "recorded": {"date": datetime.date.today().isoformat(), "threads": first.threads, **environment},
+        "mean_accuracy": float(np.mean([r.accuracy for r in results])),
+        "runs": [{"seed": r.seed, "n_correct": int(r.correct.sum()), "correct": gate.encode_correct(r.correct)}
+                 for r in results],
+    }
+    if previous is not None and previous.recipe == recipe and "floor" in previous.record:
+        record["floor"] = previous.record["floor"]
+    return record
 
-    return {"python": platform.python_version(), "numpy": np.__version__, "torch": torch.__version__,
-            "reference": __version__}
+
+def write_all(documents: dict[Path, dict]) -> list[Path]:
+    """Write every JSON document or none: all go to temporary files first, then replace their targets; if a
+    replacement fails, the targets already replaced get their previous content back."""
+    staged = {}
+    try:
+        for path, document in documents.items():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.part")
+            tmp.write_text(json.dumps(document, indent=2) + "\n")
+            staged[path] = tmp
+        previous = {path: path.read_bytes() if path.exists() else None for path in staged}
+        done = []
+        try:
+            for path, tmp in staged.items():
+                os.replace(tmp, path)
+                done.append(path)
+        except BaseException:
+            for path in done:
+                if previous[path] is None:
+                    path.unlink()
+                else:
+                    path.write_bytes(previous[path])
+            raise
+    finally:
+        for tmp in staged.values():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+    return list(staged)

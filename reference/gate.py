@@ -1,16 +1,26 @@
-"""The accuracy gate: McNemar's exact test on paired per-example correctness, intervals, and the verdict.
+"""The accuracy gate: a new run against the distribution of its baseline's runs, intervals, and the verdict.
 
 Pure functions of arrays and numbers; the baseline files and the training live elsewhere.
+
+Under "same code" (another seed, machine, BLAS kernel or thread count), a run's number of correct test
+examples c is one more draw from the distribution the baseline's K runs c_1..c_K came from. Counts near
+n are skewed (errors are rare events), so the gate works on Anscombe's variance-stabilized scale
+y = asin(sqrt((c + 3/8) / (n + 3/4))), where a binomial count has sd 1/(2 sqrt(n)) whatever its accuracy and
+the tails are close to normal. With m and s the mean and sample sd of the baseline runs' y (s at least the
+binomial 1/(2 sqrt(n)): five runs can agree by chance), a run is a regression when
+y < m - z * s * sqrt(1 + 1/K), z = Phi^-1(1 - ALPHA): a one-sided prediction bound (sqrt(1 + 1/K) carries
+the uncertainty of m) with false-alarm rate about ALPHA per run. `calibration` measures it on real runs.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.stats import binomtest
+from scipy.stats import binomtest, norm
 
-ALPHA = 0.01  # a drop below baseline is a regression when McNemar's one-sided p is below this
+ALPHA = 1e-3  # one-sided false-alarm rate of the regression bound per run
 CONFIDENCE = 0.95
 
 PASS = "pass"
@@ -18,7 +28,7 @@ NO_BASELINE = "no-baseline"
 REGRESSION = "regression"
 BELOW_FLOOR = "below-floor"
 MISMATCH = "baseline-mismatch"
-FAILING = (REGRESSION, BELOW_FLOOR, MISMATCH)
+FAILING = (REGRESSION, BELOW_FLOOR, MISMATCH, NO_BASELINE)
 
 
 @dataclass(frozen=True)
@@ -31,10 +41,13 @@ class GateResult:
     ci_low: float
     ci_high: float
     floor: float | None
-    baseline: float | None = None
-    delta: float | None = None
-    p_value: float | None = None
-    discordant: tuple[int, int] | None = None  # (b, c): baseline-only right, new-only right
+    baseline: float | None = None  # mean accuracy of the baseline's runs
+    baseline_sd: float | None = None  # sample sd of the baseline runs' accuracies
+    baseline_runs: int | None = None
+    threshold: float | None = None  # lowest accuracy that passes the regression bound
+    delta: float | None = None  # accuracy - baseline
+    p_value: float | None = None  # one-sided: how likely a run of the baseline's distribution scores this low
+    newly_wrong: int | None = None  # test examples every baseline run got right and this run got wrong
 
     @property
     def failed(self) -> bool:
@@ -47,38 +60,64 @@ def accuracy_interval(n_correct: int, n: int, confidence: float = CONFIDENCE) ->
     return float(ci.low), float(ci.high)
 
 
-def mcnemar_exact(baseline_correct: np.ndarray, new_correct: np.ndarray) -> tuple[int, int, float]:
-    """(b, c, p): b = baseline right / new wrong, c = baseline wrong / new right, one-sided p of "new is worse"."""
-    baseline_correct = np.asarray(baseline_correct, dtype=bool)
-    new_correct = np.asarray(new_correct, dtype=bool)
-    b = int(np.sum(baseline_correct & ~new_correct))
-    c = int(np.sum(~baseline_correct & new_correct))
-    p = 1.0 if b + c == 0 else float(binomtest(c, b + c, 0.5, alternative="less").pvalue)
-    return b, c, p
+def stabilized(counts, n: int):
+    """Anscombe's arcsine transform of correct counts out of n: binomial sd 1/(2 sqrt(n)) at any accuracy."""
+    return np.arcsin(np.sqrt((np.asarray(counts, dtype=float) + 0.375) / (n + 0.75)))
 
 
-def gate(new_correct: np.ndarray, baseline_correct: np.ndarray | None, floor: float | None,
+def spread(counts: np.ndarray, n: int) -> float:
+    """The spread the gate assumes, on the stabilized scale: the runs' sample sd, at least the binomial one."""
+    values = stabilized(counts, n)
+    sample = float(values.std(ddof=1)) if len(values) > 1 else 0.0
+    return max(sample, 0.5 / math.sqrt(n))
+
+
+def regression_bound(counts: np.ndarray, n: int, alpha: float = ALPHA) -> tuple[float, float, float]:
+    """(mean, spread, lowest passing y) of the one-sided prediction bound at false-alarm rate alpha, on the
+    stabilized scale; `lowest_count` turns the bound back into a count."""
+    mean, sd = float(stabilized(counts, n).mean()), spread(counts, n)
+    return mean, sd, mean + norm.ppf(alpha) * sd * math.sqrt(1.0 + 1.0 / len(counts))
+
+
+def lowest_count(bound: float, n: int) -> int:
+    """The smallest correct count whose stabilized value is at least `bound`."""
+    count = max(0, math.ceil((n + 0.75) * math.sin(max(bound, 0.0)) ** 2 - 0.375))
+    while count > 0 and stabilized(count - 1, n) >= bound:
+        count -= 1
+    while count <= n and stabilized(count, n) < bound:
+        count += 1
+    return count
+
+
+def gate(new_correct: np.ndarray, baseline_runs: np.ndarray | None, floor: float | None,
          alpha: float = ALPHA) -> GateResult:
-    """Verdict on a run: below-floor beats everything, then regression (lower and p < alpha), then pass."""
+    """Verdict on a run against (K, n) baseline correctness: below-floor, regression, pass (or no baseline)."""
     new_correct = np.asarray(new_correct, dtype=bool)
     n = len(new_correct)
-    accuracy = float(new_correct.mean())
-    low, high = accuracy_interval(int(new_correct.sum()), n)
+    count = int(new_correct.sum())
+    accuracy = count / n
+    low, high = accuracy_interval(count, n)
     below_floor = floor is not None and accuracy < floor
-    if baseline_correct is None:
+    if baseline_runs is None:
         return GateResult(BELOW_FLOOR if below_floor else NO_BASELINE, accuracy, n, low, high, floor)
-    baseline_correct = np.asarray(baseline_correct, dtype=bool)
-    if len(baseline_correct) != n:
+    baseline_runs = np.atleast_2d(np.asarray(baseline_runs, dtype=bool))
+    if baseline_runs.shape[1] != n:
         return GateResult(MISMATCH, accuracy, n, low, high, floor)
-    baseline = float(baseline_correct.mean())
-    b, c, p = mcnemar_exact(baseline_correct, new_correct)
+    counts = baseline_runs.sum(axis=1)
+    mean, sd, bound = regression_bound(counts, n, alpha)
+    p = float(norm.cdf((float(stabilized(count, n)) - mean) / (sd * math.sqrt(1.0 + 1.0 / len(counts)))))
+    newly_wrong = int(np.sum(baseline_runs.all(axis=0) & ~new_correct))
+    threshold = lowest_count(bound, n)
     if below_floor:
         verdict = BELOW_FLOOR
-    elif accuracy < baseline and p < alpha:
+    elif count < threshold:
         verdict = REGRESSION
     else:
         verdict = PASS
-    return GateResult(verdict, accuracy, n, low, high, floor, baseline, accuracy - baseline, p, (b, c))
+    accuracies = counts / n
+    baseline_sd = float(accuracies.std(ddof=1)) if len(counts) > 1 else 0.0
+    return GateResult(verdict, accuracy, n, low, high, floor, float(accuracies.mean()), baseline_sd, len(counts),
+                      threshold / n, accuracy - float(accuracies.mean()), p, newly_wrong)
 
 
 def encode_correct(correct: np.ndarray) -> str:
@@ -87,8 +126,12 @@ def encode_correct(correct: np.ndarray) -> str:
 
 
 def decode_correct(text: str, n: int) -> np.ndarray:
-    """The boolean (n,) vector `encode_correct` wrote."""
-    bits = np.unpackbits(np.frombuffer(bytes.fromhex(text), dtype=np.uint8))
+    """The boolean (n,) vector `encode_correct` wrote; ValueError for text that is not such a bitmask."""
+    try:
+        raw = bytes.fromhex(text)
+    except (TypeError, ValueError):
+        raise ValueError("correctness bitmask is not a hex string") from None
+    bits = np.unpackbits(np.frombuffer(raw, dtype=np.uint8))
     if len(bits) != 8 * ((n + 7) // 8) or bits[n:].any():
         raise ValueError(f"correctness bitmask of {len(bits)} bits does not encode {n} examples")
     return bits[:n].astype(bool)

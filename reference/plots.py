@@ -76,7 +76,7 @@ def confusion_matrices(results: list):
 
 
 def accuracy_vs_baseline(records: list[dict]):
-    """Each run's accuracy with its 95% interval, next to its baseline and its hard floor."""
+    """Each run's accuracy with its 95% interval, next to its baseline mean, regression threshold and hard floor."""
     fig, ax = plt.subplots(figsize=(7, 0.5 * len(records) + 1.5))
     y = np.arange(len(records))
     accuracy = np.array([r["accuracy"] for r in records])
@@ -87,6 +87,9 @@ def accuracy_vs_baseline(records: list[dict]):
     baselines = [(r["baseline"], i) for i, r in enumerate(records) if r["baseline"] is not None]
     if baselines:
         ax.scatter(*zip(*baselines, strict=True), marker="x", color="black", zorder=4, label="baseline")
+    thresholds = [(r["threshold"], i) for i, r in enumerate(records) if r.get("threshold") is not None]
+    if thresholds:
+        ax.scatter(*zip(*thresholds, strict=True), marker="|", s=200, color="black", label="regression threshold")
     floors = [(r["floor"], i) for i, r in enumerate(records) if r["floor"] is not None]
     if floors:
         ax.scatter(*zip(*floors, strict=True), marker="|", s=200, color="tab:orange", label="floor")
@@ -144,3 +147,32 @@ def _show(ax, image: np.ndarray) -> None:
         ax.imshow(((image - image.min()) / (span if span else 1.0)).transpose(1, 2, 0))
     else:
         ax.imshow(image.mean(axis=0), cmap="gray")
+
+
+def calibration_plot(summary: dict, path: Path) -> Path:
+    """One panel per run: clean accuracies by emulated machine and faulted accuracies, with threshold and floor."""
+    rows = summary["rows"]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.6 + 0.35 * _plot_lines(rows)), squeeze=False)
+    rng = np.random.default_rng(0)  # vertical scatter of the dots only
+    for ax, row in zip(axes[:, 0], rows, strict=True):
+        groups = [(variant, v["accuracies"]) for variant, v in row["by_variant"].items()]
+        groups += [(f"fault: {name}", f["accuracies"]) for name, f in row["faults"].items()]
+        for i, (label, accuracies) in enumerate(groups):
+            color = "tab:red" if label.startswith("fault") else "tab:blue"
+            ax.scatter(accuracies, i + rng.uniform(-0.2, 0.2, len(accuracies)), s=8, color=color, alpha=0.6)
+        ax.axvline(row["threshold"], color="black", linestyle="--", label=f"threshold {row['threshold']:.4f}")
+        ax.axvline(row["floor"], color="tab:orange", label=f"floor {row['floor']:.3f}")
+        ax.set_yticks(range(len(groups)), [label for label, _ in groups], fontsize=7)
+        ax.invert_yaxis()
+        ax.set_title(f"{row['model']} {row['framework']}/{row['device']} on {row['dataset']}", fontsize=9)
+        ax.legend(loc="lower left", fontsize=7)
+    axes[-1, 0].set_xlabel("test accuracy")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    plt.close(fig)
+    return atomic_write_bytes(path, buffer.getvalue())
+
+
+def _plot_lines(rows: list[dict]) -> int:
+    return sum(len(row["by_variant"]) + len(row["faults"]) + 2 for row in rows)

@@ -40,6 +40,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)  # per epoch: epoch, loss, train_accuracy, test_accuracy, seconds
     train_seconds: float = 0.0
     model: object = None
+    jitter: int | None = None  # the seed of the one-ulp moves of the initial parameters, if any
 
     @property
     def correct(self) -> np.ndarray:
@@ -61,7 +62,7 @@ def train(model_name: str, framework: str = "numpy", dataset: str | Dataset = "d
     """Train zoo model `model_name` on `dataset` with its recipe (or `recipe`; `epochs` overrides either).
 
     `threads` caps the CPU threads of BLAS and torch during the run (None: leave the libraries' defaults).
-    `jitter` moves every initial parameter by one ulp in directions drawn from that seed (see `jitter_ulp`)."""
+    `jitter` moves every initial parameter by one ulp in directions drawn from (jitter, seed) (see `jitter_ulp`)."""
     data = dataset if isinstance(dataset, Dataset) else load_dataset(dataset, data_dir)
     recipe = recipe or zoo.spec(model_name).recipes[data.name]
     if epochs is not None:
@@ -76,10 +77,10 @@ def train(model_name: str, framework: str = "numpy", dataset: str | Dataset = "d
     with stepper_class.settings(seed, device, threads):
         model = zoo.build(model_name, framework, seed=seed)
         if jitter is not None:
-            jitter_ulp(model, jitter)
+            jitter_ulp(model, (jitter, seed))
         stepper = stepper_class(model, recipe, device)
         result = TrainResult(model_name, framework, data.name, device, seed, recipe, threads,
-                             predictions=np.empty(0, dtype=np.int64), targets=data.y_test)
+                             predictions=np.empty(0, dtype=np.int64), targets=data.y_test, jitter=jitter)
         start = time.perf_counter()
         _fit(stepper, data, result, quiet)
         result.train_seconds = time.perf_counter() - start
@@ -87,7 +88,7 @@ def train(model_name: str, framework: str = "numpy", dataset: str | Dataset = "d
     return result
 
 
-def jitter_ulp(model, seed: int) -> None:
+def jitter_ulp(model, seed) -> None:
     """Move every parameter element of a NumPy or torch model by one ulp up or down (directions from `seed`).
 
     A change of that size is what another CPU, BLAS kernel or thread count makes in the first step's sums;
@@ -134,12 +135,16 @@ def _fit(stepper, data: Dataset, result: TrainResult, quiet: bool) -> None:
             })
 
 
-def make_optimizer(framework: str, params, recipe: zoo.TrainRecipe):
-    """The recipe's optimizer over `params` and its StepLR (or None), in `framework` ("numpy" or "torch")."""
-    if framework == "numpy":
-        from . import numpy_nn as optim
+def make_optimizer(framework: str, params, recipe: zoo.TrainRecipe, layers=None):
+    """The recipe's optimizer over `params` and its StepLR (or None), in `framework` ("numpy" or "torch").
 
-        step_lr = optim.StepLR
+    `layers`: the NumPy namespace whose SGD/Adam/StepLR to use (default `reference.numpy_nn`; the conformance
+    engine passes the implementation under test)."""
+    if framework == "numpy":
+        from . import numpy_nn
+
+        optim = numpy_nn if layers is None else layers
+        step_lr = getattr(optim, "StepLR", None)
     else:
         import torch
 
@@ -156,12 +161,13 @@ def make_optimizer(framework: str, params, recipe: zoo.TrainRecipe):
 class NumpyStepper:
     """Training steps of a `reference.numpy_nn` model: forward, loss, manual backward, optimizer step."""
 
-    def __init__(self, model, recipe: zoo.TrainRecipe, device: str = "cpu"):
+    def __init__(self, model, recipe: zoo.TrainRecipe, device: str = "cpu", layers=None):
+        """`layers`: the NumPy namespace whose CrossEntropyLoss and optimizers to use (default reference.numpy_nn)."""
         from . import numpy_nn
 
         self.model = model
-        self.loss_fn = numpy_nn.CrossEntropyLoss()
-        self.optimizer, self.scheduler = make_optimizer("numpy", list(model.parameters()), recipe)
+        self.loss_fn = (numpy_nn if layers is None else layers).CrossEntropyLoss()
+        self.optimizer, self.scheduler = make_optimizer("numpy", list(model.parameters()), recipe, layers)
 
     @staticmethod
     def settings(seed: int, device: str, threads: int | None):

@@ -1,25 +1,25 @@
-"""The accuracy job's outputs: baseline files (atomic), report.json / report.md / PNGs, and the CLI's exit codes."""
+"""The accuracy job's outputs: baseline files (distributions, written all or none), report.json / report.md /
+PNGs, and the CLI's exit codes."""
 
 from __future__ import annotations
 
 import functools
 import json
-import os
-from dataclasses import replace
 
-import numpy as np
 import pytest
 
 from reference import gate
 from reference.__main__ import main
 from reference.accuracy import gate_run
-from reference.baselines import baseline_path, load_baseline, save_baseline
+from reference.baselines import baseline_path, baseline_record, load_baseline, write_all
 from reference.data import load_dataset
-from reference.report import COLUMNS, write_report
+from reference.environment import describe
+from reference.report import COLUMNS, ReportDir, write_report
 from reference.train import train
 
 RECORD_FIELDS = {"model", "framework", "dataset", "device", "accuracy", "n_test", "epochs", "seed", "train_seconds",
-                 "baseline", "verdict", "ci_low", "ci_high", "p_value", "delta", "floor", "history"}
+                 "baseline", "verdict", "ci_low", "ci_high", "p_value", "delta", "floor", "history", "threshold",
+                 "baseline_sd", "baseline_runs", "correct"}
 PLOTS = ("learning_curves", "confusion_matrices", "accuracy_vs_baseline", "misclassified", "first_layer_filters",
          "first_layer_feature_maps")
 
@@ -31,66 +31,74 @@ def one_epoch_runs():
     return digits, [train("tiny_cnn", framework, digits, epochs=1) for framework in ("numpy", "torch")]
 
 
-def test_baseline_round_trips_correctness_and_settings(tmp_path):
-    _, (run, _) = one_epoch_runs()
-    path = save_baseline(baseline_path(tmp_path, "digits", "tiny_cnn", "numpy", "cpu"), run)
-    assert path == tmp_path / "digits" / "tiny_cnn-numpy-cpu.json"
+@functools.cache
+def one_epoch_seeds(framework: str = "numpy"):
+    """Five one-epoch tiny_cnn runs (seeds 0-4): a small baseline distribution."""
+    digits = load_dataset("digits")
+    return [train("tiny_cnn", framework, digits, epochs=1, seed=seed) for seed in range(5)]
+
+
+def test_baseline_round_trips_runs_settings_and_where_they_were_recorded(tmp_path):
+    runs = one_epoch_seeds()
+    path = baseline_path(tmp_path, "digits", "tiny_cnn", "numpy", "cpu")
+    assert write_all({path: baseline_record(runs, describe())}) == [path]
     stored = load_baseline(path)
-    np.testing.assert_array_equal(stored["correct"], run.correct)
-    assert stored["accuracy"] == run.accuracy and stored["n_test"] == 450
-    assert stored["settings"]["epochs"] == 1 and stored["settings"]["seed"] == 0
-    assert stored["settings"]["recipe"]["lr"] == run.recipe.lr and "numpy" in stored["settings"]["versions"]
+    assert stored.seeds == (0, 1, 2, 3, 4) and stored.n_test == 450 and stored.floor is None
+    for row, run in zip(stored.runs, runs, strict=True):
+        assert (row == run.correct).all()
+    assert stored.recipe["epochs"] == 1 and stored.recipe["lr"] == runs[0].recipe.lr
+    recorded = stored.record["recorded"]
+    assert recorded["threads"] == 1 and recorded["versions"]["numpy"] and recorded["cpu"]
+    assert {"library", "kernel"} <= set(recorded["blas"]) and "torch_cpu_capability" in recorded
     assert load_baseline(tmp_path / "missing.json") is None
 
 
-def test_baseline_update_is_atomic(tmp_path, monkeypatch):
-    _, (run, _) = one_epoch_runs()
-    path = save_baseline(tmp_path / "b.json", run)
-    before = path.read_bytes()
-
-    def crash(*args):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(os, "replace", crash)
-    with pytest.raises(OSError, match="disk full"):
-        save_baseline(path, replace(run, predictions=np.zeros_like(run.predictions)))
-    assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["b.json"]  # no temporary file left behind
-
-
-def test_gate_run_updates_only_when_asked_and_above_the_floor(tmp_path):
-    _, (run, _) = one_epoch_runs()
+def test_re_recording_keeps_the_floor_only_for_an_unchanged_recipe(tmp_path):
+    runs = one_epoch_seeds()
     path = tmp_path / "b.json"
-    assert gate_run(run, path)["verdict"] == gate.BELOW_FLOOR and not path.exists()
-    assert not gate_run(run, path, update=True)["baseline_updated"] and not path.exists()
-    no_floor = replace(run, recipe=replace(run.recipe, floor={}))
-    record = gate_run(no_floor, path, update=True)
-    assert record["verdict"] == gate.NO_BASELINE and record["baseline_updated"] and path.exists()
-    again = gate_run(no_floor, path)
-    assert again["verdict"] == gate.PASS and again["p_value"] == 1.0 and again["delta"] == 0.0
+    write_all({path: baseline_record(runs, {}) | {"floor": {"accuracy": 0.5}}})
+    previous = load_baseline(path)
+    assert previous.floor == 0.5
+    assert baseline_record(runs, {}, previous)["floor"] == {"accuracy": 0.5}
+    other_recipe = [train("tiny_cnn", "numpy", load_dataset("digits"), epochs=2, seed=seed) for seed in range(2)]
+    assert "floor" not in baseline_record(other_recipe, {}, previous)
+
+
+def test_gate_run_against_a_distribution(tmp_path):
+    path = tmp_path / "b.json"
+    write_all({path: baseline_record(one_epoch_seeds(), describe())})
+    baseline = load_baseline(path)
+    _, (run, _) = one_epoch_runs()
+    record = gate_run(run, baseline)  # seed 0 is one of the baseline's runs
+    assert record["verdict"] == gate.PASS and record["baseline_runs"] == 5
+    assert record["threshold"] < min(baseline.runs.mean(axis=1))
+    assert gate_run(run, None)["verdict"] == gate.NO_BASELINE
 
 
 def test_report_files_hold_every_run(tmp_path):
     digits, runs = one_epoch_runs()
-    records = [gate_run(run, tmp_path / f"{run.framework}.json") for run in runs]
-    written = write_report(tmp_path / "report", records, runs, {"digits": digits})
+    records = [gate_run(run, None) for run in runs]
+    with ReportDir(tmp_path / "report") as output:
+        written = write_report(output.staging, records, runs, {"digits": digits})
+        output.publish()
     names = {path.name for path in written}
     assert names == {"report.json", "report.md", *(f"{name}.png" for name in PLOTS)}
-    for path in written:
+    assert sorted(path.name for path in (tmp_path / "report").iterdir()) == sorted(names)
+    for path in (tmp_path / "report").iterdir():
         assert path.stat().st_size > 0
-    assert not [p for p in (tmp_path / "report").iterdir() if p.name.startswith(".")]
 
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert [r["framework"] for r in report["runs"]] == ["numpy", "torch"]
     for record in report["runs"]:
         assert RECORD_FIELDS <= set(record)
         assert record["ci_low"] <= record["accuracy"] <= record["ci_high"] and record["n_test"] == 450
-    assert report["failed"] is True  # one epoch is below tiny_cnn's floor
+    assert report["failed"] is True  # no baselines
+    assert report["environment"]["versions"]["torch"]
 
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "| " + " | ".join(COLUMNS) + " |" in markdown
     assert sum(line.startswith("| tiny_cnn |") for line in markdown.splitlines()) == 2
-    assert "below the hard floor" in markdown
+    assert "FAILED, no baseline" in markdown
 
 
 def accuracy_args(tmp_path, *extra: str) -> list[str]:
@@ -99,16 +107,22 @@ def accuracy_args(tmp_path, *extra: str) -> list[str]:
 
 
 def test_cli_records_baselines_then_gates_against_them(tmp_path, capsys):
-    assert main(accuracy_args(tmp_path, "--update-baselines")) == 0
+    assert main(accuracy_args(tmp_path, "--update-baselines", "--seeds", "5")) == 0
     out = capsys.readouterr().out
-    assert "no-baseline" in out and "baselines updated" in out
-    assert (tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json").is_file()
+    assert "no-baseline" in out and "baselines updated (5 seeds each)" in out
+    assert load_baseline(tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json").seeds == (0, 1, 2, 3, 4)
 
-    assert main(accuracy_args(tmp_path)) == 0
+    assert main(accuracy_args(tmp_path, "--seed", "7")) == 0
     assert " pass " in capsys.readouterr().out
-    assert main(accuracy_args(tmp_path, "--epochs", "1")) == 1  # far below the baseline and the floor
+    assert main(accuracy_args(tmp_path, "--epochs", "1")) == 1  # far below the recorded distribution
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["runs"][0]["verdict"] == gate.BELOW_FLOOR and report["runs"][0]["p_value"] < 1e-10
+    assert report["runs"][0]["verdict"] == gate.REGRESSION and report["runs"][0]["p_value"] < 1e-10
+
+
+def test_cli_gates_every_seed_of_seeds(tmp_path, capsys):
+    assert main(accuracy_args(tmp_path, "--epochs", "1", "--seeds", "3", "--seed", "10")) == 1
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert [r["seed"] for r in report["runs"]] == [10, 11, 12]
 
 
 def test_cli_without_mnist_files_is_a_usage_error_naming_the_fetch_command(tmp_path, capsys):

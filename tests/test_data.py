@@ -345,3 +345,39 @@ def test_real_mnist_loads_with_canonical_shapes_and_normalization():
     assert ds.x_train.dtype == np.float32 and ds.y_test.dtype == np.int64
     assert abs(float(ds.x_train.mean())) < 1e-3 and abs(float(ds.x_train.std()) - 1.0) < 1e-3
     np.testing.assert_array_equal(np.bincount(ds.y_test), [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009])
+
+
+# --- checksums when loading ---------------------------------------------------------------------------------
+
+
+def canonical_sizes(monkeypatch, arrays):
+    """Make the small fake files the canonical ones: their sizes and SHA-256 become the expected values."""
+    use_checksums_of(monkeypatch, arrays)
+    monkeypatch.setattr(mnist_module, "SPLIT_SIZES", SMALL_SIZES)
+
+
+def test_mnist_by_name_loads_verified_files(tmp_path, monkeypatch):
+    monkeypatch.setenv("REFERENCE_DATA_DIR", str(tmp_path))
+    canonical_sizes(monkeypatch, fake_mnist(tmp_path))
+    assert len(data.load_dataset("mnist").y_test) == SMALL_SIZES["test"]
+
+
+@pytest.mark.parametrize("name", ["train-images-idx3-ubyte", "t10k-labels-idx1-ubyte"])
+def test_mnist_by_name_with_one_flipped_byte_is_an_error_naming_the_file(tmp_path, monkeypatch, name):
+    monkeypatch.setenv("REFERENCE_DATA_DIR", str(tmp_path))
+    arrays = fake_mnist(tmp_path)
+    canonical_sizes(monkeypatch, arrays)
+    flipped = arrays[name].copy()
+    flipped.flat[0] = (int(flipped.flat[0]) + 1) % 10  # a pixel, or a label still in 0..9
+    data.write_idx(tmp_path / name, flipped)
+    with pytest.raises(DataError, match=f"{name} fail\\(s\\) the SHA-256 check.*fetch mnist"):
+        data.load_dataset("mnist")
+
+
+def test_mnist_through_data_dir_loads_unverified_files_with_a_one_line_notice(tmp_path, monkeypatch, capsys):
+    canonical_sizes(monkeypatch, fake_mnist(tmp_path / "canonical"))
+    fake_mnist(tmp_path / "mine", seed=1)  # same sizes, other pixels and labels
+    loaded = data.load_dataset("mnist", tmp_path / "mine")
+    assert len(loaded.y_train) == SMALL_SIZES["train"]
+    notice = capsys.readouterr().err.strip().splitlines()
+    assert len(notice) == 1 and "not the canonical ones" in notice[0] and "unverified" in notice[0]

@@ -62,7 +62,11 @@ def write_idx(path: str | os.PathLike, array: np.ndarray) -> Path:
 def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.ndarray:
     """Read an unsigned-byte IDX file (raw or `.gz`); a DataError names the file, what was expected and found."""
     path = Path(path)
-    data = _read_bytes(path)
+    return parse_idx(read_bytes(path), path, expected_magic)
+
+
+def parse_idx(data: bytes, path: Path, expected_magic: int | None = None) -> np.ndarray:
+    """The array in the bytes of an IDX file read from `path` (named in errors); see `read_idx`."""
     if len(data) < 4:
         raise DataError(f"{path}: expected an IDX file, found only {len(data)} bytes (the magic number alone is 4)")
     magic = int.from_bytes(data[:4], "big")
@@ -84,7 +88,7 @@ def read_idx(path: str | os.PathLike, expected_magic: int | None = None) -> np.n
     return np.frombuffer(data, dtype=np.uint8, offset=header_size).reshape(shape).copy()
 
 
-def _read_bytes(path: Path) -> bytes:
+def read_bytes(path: Path) -> bytes:
     """The file's bytes, gunzipped for a `.gz` suffix."""
     try:
         if path.suffix == ".gz":

@@ -1,0 +1,259 @@
+"""`python -m reference calibrate`: measure the accuracy gate's false alarms and power, and derive hard floors.
+
+False alarms: every model is trained with unchanged code on seeds the baseline never saw, on every emulated
+"other machine" (`VARIANTS`: thread counts, torch's portable kernels, one-ulp jitter), and gated against its
+committed baseline. Power: each realistic fault (`faults.FAULTS`) is injected into runs on several seeds and
+must be flagged. Floors: the lowest clean accuracy minus `FLOOR_MARGIN_SD` binomial standard errors.
+Runs execute in worker processes (one pool per environment, e.g. ATEN_CPU_CAPABILITY=default).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import functools
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections import defaultdict
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from . import gate, zoo
+from .accuracy import UsageError, check_options, plan_runs
+from .baselines import BaselineError, baseline_path, default_baselines_dir, load_baseline, record_command, write_all
+from .data import DataError, load_dataset
+from .faults import FAULTS
+from .report import ReportDir, ReportError
+
+FLOOR_MARGIN_SD = 2.0  # a floor sits this many binomial standard errors below the lowest clean run
+FIRST_SEED = 1000  # clean runs use seeds the baselines (0..K-1) never saw
+DEFAULT_FAULT_MODELS = ("tiny_cnn", "tiny_resnet")
+
+
+@dataclass(frozen=True)
+class Variant:
+    """An emulated other machine: CPU threads, environment (read before torch loads) and one-ulp jitter."""
+
+    threads: int = 1
+    env: dict = field(default_factory=dict)
+    jitter: bool = False
+
+
+VARIANTS = {
+    "1 thread": Variant(),
+    "2 threads": Variant(threads=2),
+    "ATen default kernels": Variant(env={"ATEN_CPU_CAPABILITY": "default"}),
+    "one-ulp jitter": Variant(jitter=True),
+}
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One training run of the calibration: a model on a seed, on a variant, with or without a fault."""
+
+    model: str
+    framework: str
+    device: str
+    seed: int
+    variant: str = "1 thread"
+    fault: str | None = None
+
+
+def floor_from(lowest: float, n_test: int) -> float:
+    """The hard floor below the lowest observed accuracy: FLOOR_MARGIN_SD binomial standard errors, rounded down."""
+    margin = FLOOR_MARGIN_SD * math.sqrt(max(lowest * (1.0 - lowest), 1.0 / n_test) / n_test)
+    return math.floor((lowest - margin) * 1000) / 1000
+
+
+def run_calibration(*, dataset: str = "digits", models: list[str] | None = None, framework: str = "all",
+                    device: str = "cpu", seeds: int = 20, variants: list[str] | None = None,
+                    faults: list[str] | None = None, fault_models: list[str] | None = None, fault_seeds: int = 10,
+                    jobs: int = 0, data_dir: str | None = None, baselines_dir: str | None = None,
+                    report_dir: str = "reports/calibration", update_floors: bool = False, quiet: bool = False) -> int:
+    """Run the calibration, write its report, optionally record the floors; 0 when no false alarm was seen."""
+    started = time.perf_counter()
+    baselines_dir = baselines_dir or default_baselines_dir()
+    variants = variants or list(VARIANTS)
+    try:
+        check_options(None, FIRST_SEED, seeds, 1, None)
+        unknown = [v for v in variants if v not in VARIANTS] + [f for f in faults or () if f not in FAULTS]
+        if unknown:
+            raise UsageError(f"unknown variant or fault {unknown}; variants: {list(VARIANTS)}, faults: {list(FAULTS)}")
+        runs = plan_runs(dataset, framework, device, models)
+        output = ReportDir(report_dir, marker="calibration.json")
+        data = load_dataset(dataset, data_dir)
+        baselines = {run: _baseline(baselines_dir, data.name, run) for run in runs}
+    except (UsageError, DataError, ReportError, BaselineError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    cells = [Cell(*run, seed, variant) for run in runs for variant in variants
+             for seed in range(FIRST_SEED, FIRST_SEED + seeds)]
+    fault_names = list(FAULTS) if faults is None else faults
+    fault_models = list(DEFAULT_FAULT_MODELS) if fault_models is None else fault_models
+    cells += [Cell(*run, seed, "1 thread", name) for run in runs if run[0] in fault_models for name in fault_names
+              if FAULTS[name].applies(run[0], run[1], zoo.spec(run[0]).recipes[data.name])
+              for seed in range(fault_seeds)]
+    with output:
+        outcomes = execute(cells, data.name, data_dir, jobs or len(os.sched_getaffinity(0)), quiet)
+        summary = summarize(outcomes, baselines, data.name, len(data.y_test))
+        write_calibration(output.staging, summary)
+        output.publish()
+        if update_floors:
+            record_floors(summary, baselines)
+    print(markdown(summary))
+    print(f"report: {output.path / 'calibration.md'} ({len(cells)} runs in {time.perf_counter() - started:.0f}s)")
+    return 1 if summary["false_alarms"] else 0
+
+
+def _baseline(root, dataset: str, run: tuple[str, str, str]):
+    """The committed baseline of a run; calibrating without one is an error naming the command that records it."""
+    baseline = load_baseline(baseline_path(root, dataset, *run))
+    if baseline is None:
+        raise UsageError(f"no baseline for {run} on {dataset}; record it first: {record_command(dataset, *run)}")
+    return baseline
+
+
+def execute(cells: list[Cell], dataset: str, data_dir, jobs: int, quiet: bool) -> list[tuple[Cell, dict]]:
+    """Train every cell in worker processes, one pool per variant environment; (cell, outcome) in cell order."""
+    by_env = defaultdict(list)
+    for cell in cells:
+        by_env[tuple(sorted(VARIANTS[cell.variant].env.items()))].append(cell)
+    done = {}
+    context = multiprocessing.get_context("spawn")  # a fresh interpreter reads ATEN_CPU_CAPABILITY at torch import
+    with tqdm(total=len(cells), desc="calibration runs", unit="run", disable=True if quiet else None) as bar:
+        for env, group in by_env.items():
+            with ProcessPoolExecutor(min(jobs, len(group)), mp_context=context, initializer=_set_environment,
+                                     initargs=(dict(env),)) as pool:
+                futures = {cell: pool.submit(train_cell, cell, dataset, data_dir) for cell in group}
+                for cell, future in futures.items():
+                    done[cell] = future.result()
+                    bar.update()
+    return [(cell, done[cell]) for cell in cells]
+
+
+def _set_environment(env: dict) -> None:
+    """Worker initializer: the variant's environment, set before the worker imports torch."""
+    os.environ.update(env)
+
+
+@functools.cache
+def _dataset(name: str, data_dir):
+    return load_dataset(name, data_dir)
+
+
+def train_cell(cell: Cell, dataset: str, data_dir) -> dict:
+    """Train one cell (in a worker process) and return its accuracy, correctness bitmask and seconds."""
+    from .train import train
+
+    data = _dataset(dataset, data_dir)
+    recipe = zoo.spec(cell.model).recipes[dataset]
+    variant = VARIANTS[cell.variant]
+    fault = FAULTS.get(cell.fault)
+    if fault is not None:
+        recipe = fault.recipe(recipe) if fault.recipe else recipe
+        data = fault.data(data, cell.seed) if fault.data else data
+    with fault.applied() if fault else contextlib.nullcontext():
+        result = train(cell.model, cell.framework, data, device=cell.device, seed=cell.seed, recipe=recipe,
+                       threads=variant.threads, jitter=cell.seed if variant.jitter else None)
+    return {"accuracy": result.accuracy, "correct": gate.encode_correct(result.correct),
+            "seconds": result.train_seconds}
+
+
+def summarize(outcomes: list[tuple[Cell, dict]], baselines: dict, dataset: str, n_test: int) -> dict:
+    """Per run: clean accuracies by variant, false alarms, the derived floor, and each fault's detection."""
+    rows = []
+    for run, baseline in baselines.items():
+        clean = [(c, o) for c, o in outcomes if (c.model, c.framework, c.device) == run and c.fault is None]
+        accuracies = np.array([o["accuracy"] for _, o in clean])
+        floor = floor_from(float(accuracies.min()), n_test)
+        gating_floor = floor if baseline.floor is None else baseline.floor  # what the accuracy gate would use
+        verdicts = [_verdict(o, baseline, gating_floor) for _, o in clean]
+        threshold = gate.gate(np.ones(n_test, bool), baseline.runs, None).threshold
+        row = {"model": run[0], "framework": run[1], "device": run[2], "dataset": dataset,
+               "baseline_mean": float(baseline.runs.mean()), "baseline_runs": len(baseline.runs),
+               "threshold": threshold, "committed_floor": baseline.floor, "floor": floor,
+               "clean_runs": len(clean), "clean_mean": float(accuracies.mean()), "clean_sd": float(accuracies.std()),
+               "lowest": float(accuracies.min()), "false_alarms": sum(v != gate.PASS for v in verdicts),
+               "by_variant": _by_variant(clean), "faults": _faults(outcomes, run, baseline, gating_floor)}
+        rows.append(row)
+    return {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "alpha": gate.ALPHA,
+            "floor_margin_sd": FLOOR_MARGIN_SD, "rows": rows, "false_alarms": sum(r["false_alarms"] for r in rows)}
+
+
+def _verdict(outcome: dict, baseline, floor: float) -> str:
+    correct = gate.decode_correct(outcome["correct"], baseline.n_test)
+    return gate.gate(correct, baseline.runs, floor).verdict
+
+
+def _by_variant(clean: list) -> dict:
+    groups = defaultdict(list)
+    for cell, outcome in clean:
+        groups[cell.variant].append(outcome["accuracy"])
+    return {variant: {"runs": len(a), "mean": float(np.mean(a)), "min": float(np.min(a)), "accuracies": a}
+            for variant, a in groups.items()}
+
+
+def _faults(outcomes: list, run: tuple, baseline, floor: float) -> dict:
+    """Per fault applied to this run: seeds, how many were flagged, and the accuracies."""
+    groups = defaultdict(list)
+    for cell, outcome in outcomes:
+        if (cell.model, cell.framework, cell.device) == run and cell.fault is not None:
+            groups[cell.fault].append(outcome)
+    return {name: {"runs": len(found), "detected": sum(_verdict(o, baseline, floor) in gate.FAILING for o in found),
+                   "mean": float(np.mean([o["accuracy"] for o in found])),
+                   "accuracies": [o["accuracy"] for o in found], "description": FAULTS[name].description}
+            for name, found in groups.items()}
+
+
+def record_floors(summary: dict, baselines: dict) -> None:
+    """Write each run's derived floor into its baseline file (all files or none)."""
+    documents = {}
+    for row in summary["rows"]:
+        baseline = baselines[(row["model"], row["framework"], row["device"])]
+        document = dict(baseline.record)
+        document["floor"] = {"accuracy": row["floor"], "lowest_observed": row["lowest"], "runs": row["clean_runs"],
+                             "margin_sd": FLOOR_MARGIN_SD, "variants": list(row["by_variant"]),
+                             "calibrated": summary["created"][:10]}
+        documents[baseline.path] = document
+    for path in write_all(documents):
+        print(f"floor recorded: {path}")
+
+
+def markdown(summary: dict) -> str:
+    """The calibration tables: false alarms and floors per run, then detections per fault."""
+    lines = ["| model | framework | clean runs | mean (sd) | lowest | threshold | floor | false alarms |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in summary["rows"]:
+        lines.append(f"| {r['model']} | {r['framework']} | {r['clean_runs']} | {r['clean_mean']:.4f} "
+                     f"({r['clean_sd']:.4f}) | {r['lowest']:.4f} | {r['threshold']:.4f} | {r['floor']:.3f} | "
+                     f"{r['false_alarms']} |")
+    faults = sorted({name for r in summary["rows"] for name in r["faults"]})
+    if faults:
+        lines += ["", "| fault | " + " | ".join(f"{r['model']} {r['framework']}" for r in summary["rows"]) + " |",
+                  "| --- |" + " ---: |" * len(summary["rows"])]
+        for name in faults:
+            cells = [f"{f['detected']}/{f['runs']} ({f['mean']:.3f})" if (f := r["faults"].get(name)) else "—"
+                     for r in summary["rows"]]
+            lines.append(f"| {name}: {FAULTS[name].description} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def write_calibration(folder, summary: dict) -> None:
+    """calibration.json, calibration.md and calibration.png (accuracy distributions with threshold and floor)."""
+    from .plots import calibration_plot
+
+    (folder / "calibration.json").write_text(json.dumps(summary, indent=1) + "\n")
+    text = ["# Accuracy gate calibration", "",
+            f"Clean runs: unchanged code, seeds from {FIRST_SEED}, on every emulated machine; a false alarm is any "
+            f"failing verdict. Threshold: the regression bound (false-alarm rate {gate.ALPHA} per run). Floor: "
+            f"lowest clean accuracy minus {FLOOR_MARGIN_SD:g} binomial standard errors. Faults: detected/runs "
+            "(mean accuracy).", "", markdown(summary), "", "![distributions](calibration.png)", ""]
+    (folder / "calibration.md").write_text("\n".join(text))
+    calibration_plot(summary, folder / "calibration.png")

@@ -1,0 +1,82 @@
+"""`python -m reference calibrate`: false alarms on emulated machines, floors below every clean run, faults
+that change what they claim to change, and the report."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+
+import numpy as np
+import pytest
+
+from reference import zoo
+from reference.baselines import baseline_path, default_baselines_dir, load_baseline
+from reference.calibration import floor_from, run_calibration
+from reference.faults import FAULTS
+from reference.numpy_nn import functional as F
+
+
+def test_floor_is_two_binomial_standard_errors_below_the_lowest_run_rounded_down():
+    assert floor_from(0.96, 450) == math.floor((0.96 - 2 * math.sqrt(0.96 * 0.04 / 450)) * 1000) / 1000 == 0.941
+    assert floor_from(1.0, 450) < 1.0  # a perfect run still leaves a margin
+
+
+def copy_baselines(tmp_path, *runs):
+    for framework in runs:
+        source = baseline_path(default_baselines_dir(), "digits", "tiny_cnn", framework, "cpu")
+        target = baseline_path(tmp_path / "baselines", "digits", "tiny_cnn", framework, "cpu")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, target)
+    return tmp_path / "baselines"
+
+
+def test_calibration_counts_false_alarms_derives_floors_and_detects_a_fault(tmp_path, capsys):
+    baselines = copy_baselines(tmp_path, "numpy")
+    code = run_calibration(models=["tiny_cnn"], framework="numpy", seeds=2, variants=["1 thread", "one-ulp jitter"],
+                           faults=["one-epoch"], fault_seeds=2, jobs=1, baselines_dir=baselines,
+                           report_dir=tmp_path / "calibration", update_floors=True, quiet=True)
+    assert code == 0, capsys.readouterr()
+    summary = json.loads((tmp_path / "calibration" / "calibration.json").read_text())
+    (row,) = summary["rows"]
+    assert row["clean_runs"] == 4 and row["false_alarms"] == 0 and set(row["by_variant"]) == {"1 thread",
+                                                                                           "one-ulp jitter"}
+    assert row["floor"] < row["lowest"] <= row["clean_mean"]
+    assert row["faults"]["one-epoch"]["detected"] == row["faults"]["one-epoch"]["runs"] == 2
+    assert (tmp_path / "calibration" / "calibration.png").stat().st_size > 0
+    assert "| tiny_cnn | numpy | 4 |" in (tmp_path / "calibration" / "calibration.md").read_text()
+    stored = load_baseline(baseline_path(baselines, "digits", "tiny_cnn", "numpy", "cpu"))
+    assert stored.floor == row["floor"] and stored.record["floor"]["runs"] == 4
+
+
+def test_calibration_without_a_baseline_is_a_usage_error_naming_the_record_command(tmp_path, capsys):
+    code = run_calibration(models=["tiny_cnn"], framework="numpy", seeds=1, baselines_dir=tmp_path / "none",
+                           report_dir=tmp_path / "calibration", quiet=True)
+    assert code == 2 and "--update-baselines" in capsys.readouterr().err
+
+
+def test_faults_apply_only_where_they_change_something():
+    sgd, adam = zoo.spec("tiny_cnn").recipes["digits"], zoo.spec("simple_cnn").recipes["shapes"]
+    assert FAULTS["dropped-residual"].applies("tiny_resnet", "numpy", sgd)
+    assert not FAULTS["dropped-residual"].applies("tiny_cnn", "numpy", sgd)
+    assert not FAULTS["relu-grad-unmasked"].applies("tiny_cnn", "torch", sgd)
+    assert FAULTS["momentum-lost"].applies("tiny_cnn", "torch", sgd)
+    assert not FAULTS["momentum-lost"].applies("simple_cnn", "numpy", adam)
+
+
+def test_code_faults_patch_the_reference_only_inside_their_block():
+    x = np.array([[-1.0, 2.0]])
+    out, cache = F.relu_forward(x)
+    with FAULTS["relu-grad-unmasked"].applied():
+        np.testing.assert_array_equal(F.relu_backward(np.ones_like(x), cache), [[1.0, 1.0]])
+    np.testing.assert_array_equal(F.relu_backward(np.ones_like(x), cache), [[0.0, 1.0]])
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_label_noise_changes_five_percent_of_the_labels_to_other_classes(seed):
+    from reference.data import load_dataset
+
+    digits = load_dataset("digits")
+    noisy = FAULTS["label-noise-5%"].data(digits, seed)
+    changed = noisy.y_train != digits.y_train
+    assert changed.sum() == round(0.05 * len(digits.y_train)) and noisy.y_test is digits.y_test

@@ -1,0 +1,205 @@
+"""The accuracy job's inputs cannot fail silently: missing or damaged baselines, report folders, options and
+concurrent writers each get a clear one-line error (exit 2, before any training) or a failing verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from reference import accuracy, gate, zoo
+from reference.__main__ import main
+from reference.baselines import baseline_path, load_baseline, recipe_settings, write_all
+from reference.report import ReportDir
+
+ROOT = Path(__file__).resolve().parents[1]
+CHEAP = ["--models", "tiny_cnn", "--framework", "numpy", "--device", "cpu", "--quiet", "--epochs", "1"]
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Training is an error: the checks under test must come before it."""
+    def train(*args, **kwargs):
+        raise AssertionError("training started before the input was checked")
+
+    monkeypatch.setattr(accuracy, "train", train)
+
+
+def run(tmp_path, *extra: str) -> int:
+    return main(["accuracy", *CHEAP, "--baselines-dir", str(tmp_path / "baselines"),
+                 "--report-dir", str(tmp_path / "report"), *extra])
+
+
+def one_line_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith("error: "), err
+    return err
+
+
+def test_a_missing_baseline_fails_and_names_the_command_that_records_it(tmp_path, capsys):
+    assert run(tmp_path) == 1
+    out = capsys.readouterr().out
+    assert "no-baseline" in out and "FAILED, no baseline" in out
+    assert ("python -m reference accuracy --dataset digits --models tiny_cnn --framework numpy --device cpu "
+            "--update-baselines") in out
+
+
+def valid_document() -> dict:
+    """A well-formed one-epoch tiny_cnn baseline document (5 runs, all examples right)."""
+    recipe = zoo.spec("tiny_cnn").recipes["digits"]
+    mask = gate.encode_correct([True] * 450)
+    return {"schema": 2, "model": "tiny_cnn", "framework": "numpy", "dataset": "digits", "device": "cpu",
+            "n_test": 450, "recipe": recipe_settings(recipe), "recorded": {},
+            "runs": [{"seed": seed, "n_correct": 450, "correct": mask} for seed in range(5)]}
+
+
+def damaged(case: str) -> str:
+    document = valid_document()
+    if case == "truncated":
+        return json.dumps(document)[:200]
+    if case == "empty":
+        return ""
+    if case == "not an object":
+        return "[1, 2, 3]"
+    if case == "missing keys":
+        del document["runs"]
+    elif case == "bad hex":
+        document["runs"][2]["correct"] = "xyz"
+    elif case == "wrong example count":
+        document["runs"][0]["correct"] = gate.encode_correct([True] * 449)
+    elif case == "another test set":
+        document.update(n_test=10)
+        document["runs"] = [{"seed": 0, "n_correct": 10, "correct": gate.encode_correct([True] * 10)}]
+    return json.dumps(document)
+
+
+CASES = ["truncated", "empty", "not an object", "missing keys", "bad hex", "wrong example count", "another test set"]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_a_damaged_baseline_is_a_one_line_usage_error_before_training(tmp_path, capsys, no_training, case):
+    path = baseline_path(tmp_path / "baselines", "digits", "tiny_cnn", "numpy", "cpu")
+    path.parent.mkdir(parents=True)
+    path.write_text(damaged(case))
+    assert run(tmp_path) == 2
+    assert str(path) in one_line_error(capsys)
+
+
+@pytest.mark.parametrize("case", ["truncated", "bad hex"])
+def test_update_baselines_replaces_a_damaged_baseline(tmp_path, capsys, case):
+    path = baseline_path(tmp_path / "baselines", "digits", "tiny_cnn", "numpy", "cpu")
+    path.parent.mkdir(parents=True)
+    path.write_text(damaged(case))
+    assert run(tmp_path, "--update-baselines", "--seeds", "5") == 0
+    assert "it will be replaced" in capsys.readouterr().err
+    assert load_baseline(path).seeds == (0, 1, 2, 3, 4)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    (["--seed", "-1"], "--seed must be in 0.."),
+    (["--seed", str(2**32)], "--seed must be in 0.."),
+    (["--seed", str(2**32 - 2), "--seeds", "3"], "--seed must be in 0.."),
+    (["--seeds", "0"], "--seeds must be at least 1"),
+    (["--threads", "-1"], "--threads must be 0"),
+    (["--jitter", "-5"], "--jitter must be in 0.."),
+    (["--update-baselines", "--seeds", "2"], "needs --seeds 5 or more"),
+])
+def test_options_out_of_range_are_one_line_usage_errors(tmp_path, capsys, no_training, options, message):
+    assert run(tmp_path, *options) == 2
+    assert message in one_line_error(capsys)
+
+
+def test_a_report_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys, no_training):
+    (tmp_path / "report").write_text("not a folder")
+    assert run(tmp_path) == 2
+    assert "is a file" in one_line_error(capsys)
+
+
+def test_an_unwritable_report_dir_is_a_usage_error(tmp_path, capsys, no_training):
+    (tmp_path / "plain-file").write_text("")
+    assert main(["accuracy", *CHEAP, "--report-dir", str(tmp_path / "plain-file" / "report")]) == 2
+    assert "cannot write there" in one_line_error(capsys)
+
+
+def test_a_report_dir_holding_other_files_is_refused(tmp_path, capsys, no_training):
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "thesis.tex").write_text("precious")
+    assert run(tmp_path) == 2
+    assert "not a previous report" in one_line_error(capsys)
+    assert (tmp_path / "report" / "thesis.tex").read_text() == "precious"
+
+
+def test_fetch_into_a_data_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    (tmp_path / "data").write_text("")
+    assert main(["fetch", "mnist", "--data-dir", str(tmp_path / "data")]) == 2
+    assert "is a file" in one_line_error(capsys)
+
+
+def test_concurrent_publishers_leave_one_whole_report(tmp_path):
+    def publish(token: int):
+        with ReportDir(tmp_path / "report") as output:
+            for name in ("report.json", "report.md", "plot.png"):
+                (output.staging / name).write_text(str(token))
+            output.publish()
+
+    threads = [threading.Thread(target=publish, args=(token,)) for token in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    contents = {path.read_text() for path in (tmp_path / "report").iterdir()}
+    assert len(contents) == 1 and len(list((tmp_path / "report").iterdir())) == 3
+    assert [path.name for path in tmp_path.iterdir()] == ["report"]  # no staging or replaced folders left
+
+
+def test_two_accuracy_processes_into_one_report_dir_leave_one_runs_files(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    commands = [[sys.executable, "-m", "reference", "accuracy", *CHEAP, "--seed", str(seed), "--report-dir",
+                 str(tmp_path / "report"), "--baselines-dir", str(tmp_path / "none")] for seed in (3, 4)]
+    processes = [subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                 for command in commands]
+    assert [process.wait(timeout=300) for process in processes] == [1, 1]  # no baselines: both fail, both write
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    seed = report["runs"][0]["seed"]
+    assert f"| tiny_cnn | numpy | digits | cpu | {seed} |" in (tmp_path / "report" / "report.md").read_text()
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["report"]
+
+
+def test_update_baselines_writes_nothing_when_a_run_is_below_its_floor(tmp_path, capsys):
+    paths = [baseline_path(tmp_path / "baselines", "digits", "tiny_cnn", framework, "cpu")
+             for framework in ("numpy", "torch")]
+    documents = {}
+    for path, framework in zip(paths, ("numpy", "torch"), strict=True):
+        document = valid_document() | {"framework": framework, "floor": {"accuracy": 0.999}}
+        document["recipe"]["epochs"] = 1  # the floor belongs to this recipe, so updating keeps it
+        documents[path] = document
+    write_all(documents)
+    before = [path.read_bytes() for path in paths]
+    options = ["--framework", "all", "--update-baselines", "--seeds", "5"]
+    assert run(tmp_path, *options) == 1
+    assert "baselines not updated" in capsys.readouterr().err
+    assert [path.read_bytes() for path in paths] == before
+
+
+def test_write_all_restores_every_file_when_one_replacement_fails(tmp_path, monkeypatch):
+    paths = [tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"]
+    write_all({path: {"old": path.name} for path in paths[:2]})
+    before = {path: path.read_bytes() for path in paths[:2]}
+    replace, calls = os.replace, []
+
+    def failing_third(src, dst):
+        calls.append(dst)
+        if len(calls) == 3:
+            raise OSError("disk full")
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", failing_third)
+    with pytest.raises(OSError, match="disk full"):
+        write_all({path: {"new": True} for path in paths})
+    assert {path: path.read_bytes() for path in paths[:2]} == before and not paths[2].exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]  # no temporary file left behind
