@@ -97,11 +97,13 @@ def is_int(value) -> bool:
 
 def int_pair(layer: str, name: str, value, minimum: int | None = None, lengths=(1, 2)) -> tuple[int, int]:
     """(a, b) from an int or a tuple/list of `lengths` ints, as torch's 2-D layers read their size arguments."""
-    items = tuple(value) if isinstance(value, (tuple, list)) else (value,)
-    if not all(is_int(item) for item in items) or (isinstance(value, (tuple, list)) and len(items) not in lengths):
+    if isinstance(value, (tuple, list)) and len(value) in lengths and is_int(value[0]) and is_int(value[-1]):
+        pair = (int(value[0]), int(value[-1]))
+    elif is_int(value):
+        pair = (int(value), int(value))
+    else:
         spelled = " or ".join(map(str, lengths))
         raise TypeError(f"{layer}: {name} must be an int or a tuple of {spelled} ints, got {value!r}")
-    pair = (int(items[0]), int(items[-1]))
     if minimum is not None and min(pair) < minimum:
         raise ValueError(f"{layer}: {name} must be >= {minimum}, got {name}={value!r}")
     return pair

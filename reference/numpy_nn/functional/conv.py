@@ -47,66 +47,65 @@ def conv2d_padding(padding, kernel_size, stride=1, dilation=1, owner="conv2d_for
     return _sides(int_pair(owner, "padding", padding, minimum=0))
 
 
-def _padded_channels_last(x, pads):
-    """x (N, C, H, W) zero-padded per side as a contiguous channels-last (N, H', W', C) array."""
+def _padded_channels_last(x, pads, groups=1):
+    """x (N, C, H, W) zero-padded per side as a contiguous group-major, channels-last (G, N, H', W', C/G) array."""
     n, c, h, w = x.shape
     (top, bottom), (left, right) = pads
-    x_padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=x.dtype)
-    x_padded[:, top : top + h, left : left + w, :] = x.transpose(0, 2, 3, 1)
+    x_padded = np.zeros((groups, n, h + top + bottom, w + left + right, c // groups), dtype=x.dtype)
+    x_padded[:, :, top : top + h, left : left + w, :] = x.reshape(n, groups, c // groups, h, w).transpose(1, 0, 3, 4, 2)
     return x_padded
 
 
 def _windows(x_padded, kernel_size, stride, dilation):
-    """(N, Ho, Wo, C, kh, kw) view of the dilated windows of a channels-last padded input."""
+    """(..., Ho, Wo, C, kh, kw) view of the dilated windows of a (..., H', W', C) channels-last padded input."""
     (kh, kw), (sh, sw), (dh, dw) = kernel_size, stride, dilation
     span = (dh * (kh - 1) + 1, dw * (kw - 1) + 1)
-    return sliding_window_view(x_padded, span, axis=(1, 2))[:, ::sh, ::sw, :, ::dh, ::dw]
+    return sliding_window_view(x_padded, span, axis=(-3, -2))[..., ::sh, ::sw, :, ::dh, ::dw]
 
 
 def _patches(x, kernel_size, stride, pads, dilation, groups=1):
-    """Patches of x (N, C, H, W) as a contiguous (N, Ho, Wo, G, kh, kw, C/G) array: one GEMM row per pixel and group."""
-    n, c = x.shape[:2]
+    """Patches of x (N, C, H, W) as a contiguous (G, N, Ho, Wo, kh, kw, C/G) array: one GEMM row per group and pixel."""
     kh, kw = kernel_size
-    windows = _windows(_padded_channels_last(x, pads), kernel_size, stride, dilation)
-    ho, wo = windows.shape[1:3]
-    windows = windows.reshape(n, ho, wo, groups, c // groups, kh, kw).transpose(0, 1, 2, 3, 5, 6, 4)
-    if c > 1:
+    windows = _windows(_padded_channels_last(x, pads, groups), kernel_size, stride, dilation)
+    windows = windows.transpose(0, 1, 2, 3, 5, 6, 4)  # (G, N, Ho, Wo, kh, kw, C/G)
+    if x.shape[1] > 1:
         return np.ascontiguousarray(windows)  # one copy, in runs of kw*C/G values
     # One channel (an input image): a copy per kernel offset moves runs of Wo values instead of kw, 3x faster.
     patches = np.empty(windows.shape, dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            patches[:, :, :, :, i, j] = windows[:, :, :, :, i, j]
+            patches[..., i, j, :] = windows[..., i, j, :]
     return patches
 
 
 def _add_patches(grad_patches, x_shape, stride, pads, dilation):
-    """Adjoint of _patches for offset-major (kh, kw, N, Ho, Wo, G, C/G) gradients -> (N, C, H, W), channels-last.
+    """Adjoint of _patches for offset-major (kh, kw, G, N, Ho, Wo, C/G) gradients -> (N, C, H, W).
 
     Slab (i, j) holds the gradient of every patch entry taken at kernel offset (i, j); it adds onto the
-    padded input's pixels in one shifted, strided slice (overlapping windows add up).
+    padded input's pixels in one shifted, strided slice (overlapping windows add up). The result is a view of
+    channels-last memory when G = 1.
     """
     n, c, h, w = x_shape
-    kh, kw, _, ho, wo, groups, _ = grad_patches.shape
+    kh, kw, groups, _, ho, wo, _ = grad_patches.shape
     (top, bottom), (left, right) = pads
-    grad_padded = np.zeros((n, h + top + bottom, w + left + right, c), dtype=grad_patches.dtype)
-    grad_grouped = grad_padded.reshape(*grad_padded.shape[:3], groups, c // groups)  # a view
+    grad_padded = np.zeros((groups, n, h + top + bottom, w + left + right, c // groups), dtype=grad_patches.dtype)
     for i in range(kh):
         for j in range(kw):
             rows, columns = _window_slices(i, j, (ho, wo), stride, dilation)
-            grad_grouped[:, rows, columns] += grad_patches[i, j]
-    return grad_padded[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2)
+            grad_padded[:, :, rows, columns] += grad_patches[i, j]
+    grad_x = grad_padded[:, :, top : top + h, left : left + w, :].transpose(1, 0, 4, 2, 3)  # (N, G, C/G, H, W)
+    return grad_x.reshape(x_shape)
 
 
 def im2col(x, kernel_size, stride, padding, dilation=1):
     """Patches of x (N, C, H, W) as (N, Ho, Wo, C, kh, kw): one row per output pixel (a view of _patches)."""
     args = _pair(kernel_size), _pair(stride), _sides(padding), _pair(dilation)
-    return _patches(x, *args)[:, :, :, 0].transpose(0, 1, 2, 5, 3, 4)
+    return _patches(x, *args)[0].transpose(0, 1, 2, 5, 3, 4)
 
 
 def col2im(cols, x_shape, kernel_size, stride, padding, dilation=1):
     """Adjoint of im2col: add every patch entry of cols (N, Ho, Wo, C, kh, kw) back onto its pixel of (N, C, H, W)."""
-    grad_patches = cols.transpose(4, 5, 0, 1, 2, 3)[..., None, :]
+    grad_patches = cols.transpose(4, 5, 0, 1, 2, 3)[:, :, None]
     return _add_patches(grad_patches, x_shape, _pair(stride), _sides(padding), _pair(dilation))
 
 
@@ -146,45 +145,59 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
     stride, pads, dilation = _check_conv(x, weight, bias, stride, padding, dilation, groups)
     n = x.shape[0]
     out_channels, _, kh, kw = weight.shape
+    ho, wo = conv2d_output_size(*x.shape[2:], (kh, kw), stride, pads, dilation)
     if _is_depthwise(weight, groups):
         out, saved = _depthwise_forward(x, weight, stride, pads, dilation)
     else:
-        saved = _patches(x, (kh, kw), stride, pads, dilation, groups)  # (N, Ho, Wo, G, kh, kw, C/G)
-        out = _grouped_matmul(saved.reshape(-1, groups, kh * kw * weight.shape[1]), _weight_rows(weight, groups))
-    ho, wo = conv2d_output_size(*x.shape[2:], (kh, kw), stride, pads, dilation)
+        saved = _patches(x, (kh, kw), stride, pads, dilation, groups)  # (G, N, Ho, Wo, kh, kw, C/G)
+        out = _group_rows_to_pixels(np.matmul(saved.reshape(groups, n * ho * wo, -1), _weight_columns(weight, groups)))
     if bias is not None:
         out += bias
     out = out.reshape(n, ho, wo, out_channels).transpose(0, 3, 1, 2)  # NCHW view, channels-last memory
     return out, (saved, x.shape, weight, bias is not None, stride, pads, dilation, groups, out.shape)
 
 
-def _weight_rows(weight, groups):
+def _weight_columns(weight, groups):
     """Filters (O, C/G, kh, kw) as (G, kh*kw*C/G, O/G) columns in the patches' (kh, kw, C/G) order."""
-    out_channels = weight.shape[0]
-    rows = weight.transpose(0, 2, 3, 1).reshape(groups, out_channels // groups, -1)
+    rows = weight.transpose(0, 2, 3, 1).reshape(groups, weight.shape[0] // groups, -1)
     return rows.transpose(0, 2, 1)
 
 
-def _grouped_matmul(rows, columns):
-    """(M, G, K) rows times (G, K, O/G) columns, group by group -> (M, O): one GEMM, or a stack of G."""
-    if rows.shape[1] == 1:
-        return rows[:, 0] @ columns[0]
-    stacked = np.matmul(rows.transpose(1, 0, 2), columns)  # (G, M, O/G)
-    return stacked.transpose(1, 0, 2).reshape(rows.shape[0], -1)
+def _group_rows_to_pixels(stacked):
+    """(G, M, O/G) per-group GEMM results -> (M, O) rows: free for one group, one copy for several."""
+    groups, m, _ = stacked.shape
+    return stacked[0] if groups == 1 else stacked.transpose(1, 0, 2).reshape(m, -1)
 
 
 def _depthwise_forward(x, weight, stride, pads, dilation):
     """Depthwise convolution as kh*kw shifted, per-channel scaled adds over channels-last memory -> (M, C) rows."""
-    x_padded = _padded_channels_last(x, pads)
+    x_padded = _padded_channels_last(x, pads)[0]  # (N, H', W', C)
     kh, kw = weight.shape[2:]
     out_size = conv2d_output_size(*x.shape[2:], (kh, kw), stride, pads, dilation)
-    out = np.zeros((x.shape[0], *out_size, x.shape[1]), dtype=x.dtype)
+    taps = _taps(weight)
+    out = np.empty((x.shape[0], *out_size, x.shape[1]), dtype=x.dtype)
     product = np.empty_like(out)
     for i in range(kh):
         for j in range(kw):
             rows, columns = _window_slices(i, j, out_size, stride, dilation)
-            out += np.multiply(x_padded[:, rows, columns, :], weight[:, 0, i, j], out=product)
+            if i == j == 0:
+                np.multiply(x_padded[:, rows, columns, :], taps[i, j], out=out)
+            else:
+                out += np.multiply(x_padded[:, rows, columns, :], taps[i, j], out=product)
     return out.reshape(-1, x.shape[1]), x_padded
+
+
+def _taps(weight):
+    """Depthwise filters (C, 1, kh, kw) as contiguous (kh, kw, C): one contiguous per-channel vector per offset
+    (broadcasting a strided one is 2x slower)."""
+    return np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
+
+
+def _pixel_sum(x):
+    """Per-channel sum (C,) of a contiguous channels-last (N, Ho, Wo, C) array: a matrix-vector product, which BLAS
+    adds up in blocks (accurate in float32) and faster than a reduction over three axes."""
+    rows = x.reshape(-1, x.shape[-1])
+    return np.ones(rows.shape[0], dtype=x.dtype) @ rows
 
 
 def conv2d_backward(grad_out, cache):
@@ -194,37 +207,35 @@ def conv2d_backward(grad_out, cache):
     if grad_out.shape != out_shape:
         raise ValueError(f"conv2d_backward: expected grad_out of shape {out_shape}, got {grad_out.shape}")
     grad_bias = _channel_sum(grad_out) if has_bias else None
-    if _is_depthwise(weight, groups):
-        return (*_depthwise_backward(grad_out, saved, x_shape, weight, stride, pads, dilation), grad_bias)
-    n, ho, wo, _, kh, kw, group_channels = saved.shape
-    out_channels = weight.shape[0]
     # One row per output pixel, like the patches: free when grad_out is channels-last, else one copy.
-    grad_rows = grad_out.transpose(0, 2, 3, 1).reshape(n * ho * wo, groups, out_channels // groups)
-    grad_rows = grad_rows.transpose(1, 0, 2)  # (G, M, O/G)
-    patches = saved.reshape(n * ho * wo, groups, -1).transpose(1, 0, 2)  # (G, M, kh*kw*C/G)
-    grad_weight = np.matmul(grad_rows.transpose(0, 2, 1), patches)  # (G, O/G, kh*kw*C/G)
+    grad_pixels = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1))  # (N, Ho, Wo, O)
+    if _is_depthwise(weight, groups):
+        return (*_depthwise_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation), grad_bias)
+    _, n, ho, wo, kh, kw, group_channels = saved.shape
+    out_channels = weight.shape[0]
+    grad_rows = grad_pixels.reshape(n * ho * wo, groups, out_channels // groups).transpose(1, 0, 2)  # (G, M, O/G)
+    grad_weight = np.matmul(grad_rows.transpose(0, 2, 1), saved.reshape(groups, n * ho * wo, -1))  # (G, O/G, K)
     grad_weight = grad_weight.reshape(out_channels, kh, kw, group_channels).transpose(0, 3, 1, 2)
     # (M, O/G) @ (O/G, C/G) for every kernel offset and group in one stacked product, offset-major, so that each
-    # slab _add_patches adds is one (N, Ho, Wo, G, C/G) block.
+    # slab _add_patches adds is one contiguous (G, N, Ho, Wo, C/G) block.
     weight_per_offset = weight.reshape(groups, out_channels // groups, group_channels, kh * kw).transpose(3, 0, 1, 2)
     grad_patches = np.matmul(grad_rows, weight_per_offset)  # (kh*kw, G, M, C/G)
-    grad_patches = grad_patches.reshape(kh, kw, groups, n, ho, wo, group_channels).transpose(0, 1, 3, 4, 5, 2, 6)
+    grad_patches = grad_patches.reshape(kh, kw, groups, n, ho, wo, group_channels)
     return _add_patches(grad_patches, x_shape, stride, pads, dilation), grad_weight, grad_bias
 
 
-def _depthwise_backward(grad_out, x_padded, x_shape, weight, stride, pads, dilation):
+def _depthwise_backward(grad_pixels, x_padded, x_shape, weight, stride, pads, dilation):
     """(grad_x, grad_weight) of _depthwise_forward: the same kh*kw shifted views, read and written back."""
     n, c, h, w = x_shape
     kh, kw = weight.shape[2:]
     (top, _), (left, _) = pads
-    grad_rows = grad_out.transpose(0, 2, 3, 1)  # (N, Ho, Wo, C): free when grad_out is channels-last
+    taps = _taps(weight)
     grad_padded = np.zeros_like(x_padded)
     grad_weight = np.empty_like(weight)
-    product = np.empty_like(grad_rows, order="C")
+    product = np.empty_like(grad_pixels)
     for i in range(kh):
         for j in range(kw):
-            rows, columns = _window_slices(i, j, grad_out.shape[2:], stride, dilation)
-            np.multiply(grad_rows, x_padded[:, rows, columns, :], out=product)
-            grad_weight[:, 0, i, j] = _channel_sum(product.transpose(0, 3, 1, 2))
-            grad_padded[:, rows, columns, :] += np.multiply(grad_rows, weight[:, 0, i, j], out=product)
+            rows, columns = _window_slices(i, j, grad_pixels.shape[1:3], stride, dilation)
+            grad_weight[:, 0, i, j] = _pixel_sum(np.multiply(grad_pixels, x_padded[:, rows, columns, :], out=product))
+            grad_padded[:, rows, columns, :] += np.multiply(grad_pixels, taps[i, j], out=product)
     return grad_padded[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2), grad_weight
