@@ -35,8 +35,11 @@ def _uniform(rng: np.random.Generator, bound: float, shape: tuple[int, ...], dty
 def without_trailing_defaults(*args_and_defaults):
     """The given values up to the last one that differs from its default: calls with torch's defaults read as
     before the argument existed (benchmarks record functional calls positionally)."""
+    def is_default(value, default):
+        return value is default or (not isinstance(value, np.ndarray) and default is not None and value == default)
+
     values = [value for value, _ in args_and_defaults]
-    while args_and_defaults and args_and_defaults[-1][0] == args_and_defaults[-1][1]:
+    while args_and_defaults and is_default(*args_and_defaults[-1]):
         args_and_defaults, values = args_and_defaults[:-1], values[:-1]
     return tuple(values)
 

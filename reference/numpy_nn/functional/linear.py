@@ -1,5 +1,7 @@
 """Fully connected layer y = x W^T + b (torch's weight layout) on inputs (*, in_features)."""
 
+import math
+
 from ..validation import check_float_dtype
 
 
@@ -26,6 +28,7 @@ def linear_backward(grad_out, cache):
     check_float_dtype("linear_backward", grad_out, weight.dtype)
     if grad_out.shape != out_shape:
         raise ValueError(f"linear_backward: expected grad_out of shape {out_shape}, got {grad_out.shape}")
-    grad_rows, x_rows = grad_out.reshape(-1, weight.shape[0]), x.reshape(-1, weight.shape[1])
+    samples = math.prod(x.shape[:-1])
+    grad_rows, x_rows = grad_out.reshape(samples, weight.shape[0]), x.reshape(samples, weight.shape[1])
     grad_bias = grad_rows.sum(axis=0) if has_bias else None
     return grad_out @ weight, grad_rows.T @ x_rows, grad_bias

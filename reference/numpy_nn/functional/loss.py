@@ -119,7 +119,11 @@ def cross_entropy_backward(cache, grad_loss=1.0):
         with np.errstate(invalid="ignore", divide="ignore"):
             grad_loss = grad_loss / probs.dtype.type(count)
     scale = grad_loss.reshape(-1, 1) if grad_loss.ndim else grad_loss
-    grad = (probs * coefficients.sum(axis=1, keepdims=True) - coefficients) * scale
+    total = coefficients.sum(axis=1, keepdims=True)
+    # Rows that count for nothing (ignore_index) get exactly 0, as torch masks them, even when 'mean' divides
+    # by a count of 0 (every row ignored: the loss is NaN, its gradient 0).
+    with np.errstate(invalid="ignore"):
+        grad = np.where(total > 0, (probs * total - coefficients) * scale, 0).astype(probs.dtype, copy=False)
     if len(logits_shape) == 1:
         return grad[0]
     return np.moveaxis(grad.reshape(logits_shape[0], *logits_shape[2:], logits_shape[1]), -1, 1)
