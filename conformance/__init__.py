@@ -1,1 +1,2 @@
-"""NumPy-against-PyTorch conformance suite: op table, model twins, trajectories, oracles, one tolerance table."""
+"""The project's own conformance suite: the public engine (`reference.testing.conformance`) run on
+`--impl` (default `reference.numpy_nn`), tier by tier, plus the tests of the engine's oracles and report."""

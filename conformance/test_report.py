@@ -1,4 +1,5 @@
-"""The conformance report: records merge into JSON, Markdown and PNGs, and the xdist path works end to end."""
+"""The conformance report: records merge into the compliance table (JSON, Markdown) and PNGs, and the xdist path
+works end to end."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from .report import write_report
+from reference.testing.conformance.report import write_report
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -21,26 +22,45 @@ def _record(subject, ratio, passed=True, kind="tolerance", dtype="float32", case
                 passed=passed, **values, **extra)
 
 
-def test_report_ranks_subjects_by_worst_ratio_and_flags_failures(tmp_path):
+def _outcome(subject, outcome, reason="", dtype="float32", device="cpu", **values):
+    return dict(tier="op", subject=subject, dtype=dtype, device=device, case="o", kind="outcome",
+                stage=f"op-{subject}-{dtype}-{device}", outcome=outcome, reason=reason, namespace="my_layers", **values)
+
+
+def test_report_is_a_compliance_table_with_verdicts_and_what_is_not_implemented(tmp_path):
     parts = tmp_path / "parts"
     parts.mkdir()
     records = [_record("Conv2d", 0.5), _record("Conv2d", 0.01, case="c2"), _record("ReLU", 0.0),
                _record("Linear", 3.0, passed=False), _record("Conv2d", 0.7, kind="budget"),
-               dict(tier="trajectory", subject="tiny_cnn", dtype="float64", device="cpu", case="t", stage="sgd",
-                    kind="trajectory", param_gap=[1e-17, 2e-17, 4e-17], loss_gap=[0.0] * 3, ratio=[1e-9] * 3,
-                    torch32_gap=None)]
-    (parts / "gw0.jsonl").write_text("\n".join(json.dumps(r) for r in records[:3]) + "\n")
-    (parts / "gw1.jsonl").write_text("\n".join(json.dumps(r) for r in records[3:]) + "\n")
-    write_report(tmp_path)
+               _record("Flatten", 2.0, passed=False),
+               _outcome("Conv2d", "passed", examples=2), _outcome("ReLU", "passed", examples=1, refused=3,
+                                                                  refusals=["ReLU: no float16"]),
+               _outcome("Linear", "failed", "AssertionError"), _outcome("Flatten", "failed", "AssertionError"),
+               _outcome("BatchNorm2d[train]", "not implemented", "my_layers has no BatchNorm2d"),
+               _outcome("Conv2d", "skipped", "no CUDA", device="cuda"),
+               dict(tier="trajectory", subject="tiny_cnn[sgd]", dtype="float64", device="cpu", case="t",
+                    stage="sgd", kind="trajectory", param_gap=[1e-17, 2e-17, 4e-17], loss_gap=[0.0] * 3,
+                    ratio=[1e-9] * 3, torch32_gap=None)]
+    (parts / "gw0.jsonl").write_text("\n".join(json.dumps(r) for r in records[:5]) + "\n")
+    (parts / "gw1.jsonl").write_text("\n".join(json.dumps(r) for r in records[5:]) + "\n")
+    write_report(tmp_path, exitstatus=1, xfails=dict(file="xfails.txt", patterns=["op-Flatten-*", "op-Nope-*"],
+                                                     xfailed=["op-Flatten-float32-cpu"], unmatched=["op-Nope-*"]))
     report = json.loads((tmp_path / "conformance.json").read_text())
     rows = {row["subject"]: row for row in report["rows"]}
-    assert [row["subject"] for row in report["rows"]] == ["Linear", "Conv2d", "ReLU"]
+    assert set(rows) == {"BatchNorm2d[train]", "Conv2d", "Flatten", "Linear", "ReLU"}  # no row for CUDA skips
     assert rows["Conv2d"]["cases"] == 2 and rows["Conv2d"]["worst_ratio"] == 0.5
     assert rows["Conv2d"]["budget_ratio"] == 0.7 and rows["Conv2d"]["verdict"] == "pass"
-    assert rows["Linear"]["verdict"] == "FAIL"
+    assert rows["Linear"]["verdict"] == "FAIL" and rows["Flatten"]["verdict"] == "xfail"
+    assert rows["ReLU"]["implemented"] == "partly" and "no float16" in rows["ReLU"]["reason"]
+    missing = rows["BatchNorm2d[train]"]
+    assert missing["verdict"] == "not implemented" and missing["implemented"] == "no"
+    assert report["meta"]["no_device"] == 1 and report["meta"]["namespaces"] == ["my_layers"]
     markdown = (tmp_path / "conformance.md").read_text()
-    assert "| op | Linear | float32 | cpu | 1 |" in markdown and "FAIL" in markdown
-    assert "| tiny_cnn | sgd | float64 | cpu | 3 |" in markdown
+    assert "# Conformance of `my_layers` to PyTorch" in markdown
+    assert "| op | Linear | float32 | cpu | yes | 1 | 3 | - | FAIL |" in markdown
+    assert "| op | BatchNorm2d[train] | float32 | cpu | no |" in markdown
+    assert "my_layers has no BatchNorm2d" in markdown and "`op-Nope-*`" in markdown
+    assert "| tiny_cnn[sgd] | sgd | float64 | cpu | 3 |" in markdown
     for image in ("heatmap.png", "trajectories.png"):
         assert (tmp_path / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
@@ -57,6 +77,7 @@ def test_report_option_merges_xdist_worker_parts(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     parts = sorted(p.name for p in (out / "parts").glob("*.jsonl"))
     assert parts and all(name.startswith("gw") for name in parts), parts
-    subjects = {row["subject"] for row in json.loads((out / "conformance.json").read_text())["rows"]}
-    assert subjects == {"ReLU", "Flatten", "Linear"}
+    rows = json.loads((out / "conformance.json").read_text())["rows"]
+    assert {row["subject"] for row in rows} == {"ReLU", "Flatten", "Linear"}
+    assert all(row["verdict"] == "pass" and row["cases"] > 0 for row in rows)
     assert (out / "conformance.md").exists() and (out / "heatmap.png").exists()

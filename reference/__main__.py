@@ -1,4 +1,4 @@
-"""Command line: `python -m reference {accuracy,calibrate,fetch,models}`."""
+"""Command line: `python -m reference {accuracy,calibrate,conform,fetch,models}`."""
 
 from __future__ import annotations
 
@@ -73,11 +73,29 @@ def _add_calibrate(subparsers) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _add_conform(subparsers) -> None:
+    p = subparsers.add_parser(
+        "conform", help="check a NumPy layer namespace against PyTorch and write its compliance table",
+        description="Run the conformance engine (op, oracle, model and trajectory tiers) on the layer namespace MODULE "
+        "(an importable module mirroring torch.nn) and write conformance.json, conformance.md and plots into the "
+        "report dir. Layers it lacks are reported as not implemented. Exits 0 when everything it implements "
+        "conforms, 1 otherwise, 2 on a usage error.")
+    p.add_argument("module", metavar="MODULE", help="import name of the layer namespace, e.g. reference.numpy_nn")
+    p.add_argument("--report-dir", default="reports/conformance")
+    p.add_argument("--xfails", metavar="FILE", help="known failures: one check id or glob (* ?) per line, # comments")
+    p.add_argument("-n", dest="jobs", metavar="N", help="pytest-xdist worker processes (a number or 'auto')")
+    p.add_argument("--dtypes", nargs="+", choices=("float64", "float32"), default=["float64", "float32"])
+    p.add_argument("--select", nargs="+", metavar="GLOB", default=[],
+                   help="run only the checks whose id matches, e.g. 'op-Conv2d-*' or '*-float64-cpu'")
+    p.add_argument("--max-examples", type=int, default=25, help="hypothesis examples per check (default 25)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reference", description=__doc__)
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_accuracy(subparsers)
     _add_calibrate(subparsers)
+    _add_conform(subparsers)
     _add_fetch(subparsers)
     subparsers.add_parser("models", help="list the zoo's models, their inputs and datasets")
     return parser
@@ -115,6 +133,10 @@ def main(argv: list[str] | None = None) -> int:
         return _models()
     if args.command == "fetch":
         return _fetch(args)
+    if args.command == "conform":
+        from .testing.conformance.cli import run_conform
+
+        return run_conform(**_options(args))
     if args.command == "calibrate":
         from .calibration import run_calibration
 

@@ -1,11 +1,14 @@
 """Hypothesis strategies: the single source of random layer configurations, valid and invalid.
 
-A `LayerConfig` names a `reference.numpy_nn` layer, its constructor arguments (torch's names, so
-`getattr(torch.nn, cfg.layer)(**cfg.kwargs)` builds the twin for the torch.nn layers), an input shape it
-accepts and the output shape the textbook formula gives, computed here independently of the package.
-`layer_configs(name)` draws one; `LAYERS` lists the names. The invalid side: `invalid_constructions()`,
-`wrong_ndim_shapes(cfg)`, `channel_mismatch_shapes(cfg)`, `too_small_configs(name)` and
-`corrupted_state_dicts(state)`. Sizes are kept tiny so that finite differences stay fast.
+A `LayerConfig` names a layer, its constructor arguments (torch's names, so `getattr(torch.nn, cfg.layer)(
+**cfg.kwargs)` builds the twin for the torch.nn layers), an input shape it accepts and the output shape the
+textbook formula gives, computed here independently of the package. Each layer's strategies are referenced
+by its entry in the op database (`reference.testing.conformance.database`), which also holds the facts the
+property tests need: `layer_configs(name)` draws one; `LAYERS`, `PARAMETRIC_LAYERS`, `CHANNEL_LAYERS`,
+`WINDOW_LAYERS`, `RANDOM_LAYERS` and `NDIM` are derived from the database. The invalid side: each layer's
+`*_invalid()` (collected by `invalid_constructions()`), `wrong_ndim_shapes(cfg)`, `channel_mismatch_shapes(cfg)`,
+`too_small_configs(name)` and `corrupted_state_dicts(state)`. Sizes are kept tiny so that finite differences
+stay fast.
 """
 
 from __future__ import annotations
@@ -65,29 +68,26 @@ class LayerConfig:
     output_shape: tuple[int, ...]
 
     def build(self, dtype=np.float64, seed: int = 0):
-        """A fresh module with parameters drawn from a generator seeded with `seed`, cast to `dtype`."""
+        """A fresh `reference.numpy_nn` module with parameters drawn from a generator seeded with `seed`, cast to
+        `dtype` (built as the op database builds it)."""
         from .. import numpy_nn
         from ..numpy_nn.random import seeded
+        from .conformance.namespace import build_layer
 
         with seeded(seed):
-            if self.layer == "BasicBlock":
-                module = _basic_block(numpy_nn, **self.kwargs)
-            else:
-                module = getattr(numpy_nn, self.layer)(**self.kwargs)
+            module = build_layer(numpy_nn, self)
         return module.to(dtype)
 
     @property
     def channels(self) -> int | None:
         """The input size along dim 1 the layer insists on (None where any size is accepted)."""
-        return self.input_shape[1] if self.layer in CHANNEL_LAYERS else None
+        return self.input_shape[1] if _op(self.layer).channels else None
 
 
-def _basic_block(nn, inplanes, planes, stride=1):
-    """torchvision's BasicBlock with the projection shortcut it gets when the shape changes."""
-    downsample = None
-    if stride != 1 or inplanes != planes:
-        downsample = nn.BasicBlock.projection(inplanes, planes, stride)
-    return nn.BasicBlock(inplanes, planes, stride, downsample)
+def _op(name: str):
+    from .conformance.database import op_info
+
+    return op_info(name)
 
 
 def _spatial_size(draw, kernel: int, padding: int, extra: int) -> int:
@@ -199,37 +199,28 @@ def basic_block_configs(draw, max_batch=2, max_channels=3, max_side=5):
     return LayerConfig("BasicBlock", dict(inplanes=inplanes, planes=planes, stride=stride), (n, inplanes, h, w), out)
 
 
-LAYER_STRATEGIES = {
-    "Conv2d": conv2d_configs,
-    "Linear": linear_configs,
-    "ReLU": relu_configs,
-    "MaxPool2d": lambda: pool2d_configs("MaxPool2d"),
-    "AvgPool2d": lambda: pool2d_configs("AvgPool2d"),
-    "AdaptiveAvgPool2d": adaptive_avg_pool2d_configs,
-    "BatchNorm2d": batch_norm2d_configs,
-    "Dropout": dropout_configs,
-    "Dropout2d": dropout2d_configs,
-    "Flatten": flatten_configs,
-    "ResidualBlock": residual_block_configs,
-    "BasicBlock": basic_block_configs,
-}
-LAYERS = list(LAYER_STRATEGIES)
-PARAMETRIC_LAYERS = ["Conv2d", "Linear", "BatchNorm2d", "ResidualBlock", "BasicBlock"]
-CHANNEL_LAYERS = ["Conv2d", "Linear", "BatchNorm2d", "ResidualBlock", "BasicBlock"]  # fixed size of dim 1
-WINDOW_LAYERS = ["Conv2d", "MaxPool2d", "AvgPool2d"]  # sliding a kernel: input must fit it
-RANDOM_LAYERS = ["Dropout", "Dropout2d"]  # draw a mask in training mode
-NDIM = {  # the input ranks each layer accepts (3: unbatched (C, H, W), or (N, C, L) for Dropout2d, as torch)
-    **dict.fromkeys(["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMaxPool2d", "Dropout2d",
-                     "ResidualBlock"], (3, 4)),
-    **dict.fromkeys(["BatchNorm2d", "BasicBlock"], (4,)),
-    **dict.fromkeys(["ReLU", "ReLU6", "Hardtanh", "Dropout"], tuple(range(0, 33))),
-    "Linear": tuple(range(1, 33)), "Flatten": tuple(range(2, 33)),
-}
-
-
 def layer_configs(name: str) -> st.SearchStrategy[LayerConfig]:
     """Random valid configurations of the layer `name` (one of LAYERS)."""
-    return LAYER_STRATEGIES[name]()
+    return _op(name).configs()
+
+
+_DERIVED = {  # names derived from the op database's layer entries, computed on first use
+    "LAYERS": lambda ops: [op.name for op in ops],
+    "PARAMETRIC_LAYERS": lambda ops: [op.name for op in ops if op.parametric],
+    "CHANNEL_LAYERS": lambda ops: [op.name for op in ops if op.channels],  # fixed size of dim 1
+    "WINDOW_LAYERS": lambda ops: [op.name for op in ops if op.window],  # sliding a kernel: input must fit it
+    "RANDOM_LAYERS": lambda ops: [op.name for op in ops if op.random],  # draw a mask in training mode
+    "NDIM": lambda ops: {op.name: op.ndim for op in ops},  # the input ranks each layer accepts
+    "LAYER_STRATEGIES": lambda ops: {op.name: op.configs for op in ops},
+}
+
+
+def __getattr__(name: str):
+    if name in _DERIVED:
+        from .conformance.database import layer_ops
+
+        return _DERIVED[name](layer_ops())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 # -- invalid configurations -----------------------------------------------------------------------------
@@ -247,36 +238,63 @@ def _invalid(layer, reason, **kwargs):
     return st.fixed_dictionaries(kwargs).map(lambda kw: InvalidConstruction(layer, kw, reason))
 
 
-def invalid_constructions() -> st.SearchStrategy[InvalidConstruction]:
-    """Non-positive sizes, negative padding, pooling padding over half the kernel, p/eps/momentum out of range."""
-    size, non_positive = st.integers(1, 4), st.integers(-3, 0)
+SIZE, NON_POSITIVE = st.integers(1, 4), st.integers(-3, 0)
+
+
+def conv2d_invalid() -> st.SearchStrategy[InvalidConstruction]:
     return st.one_of(
-        _invalid("Conv2d", "kernel_size < 1", in_channels=size, out_channels=size, kernel_size=non_positive),
-        _invalid("Conv2d", "stride < 1", in_channels=size, out_channels=size, kernel_size=size, stride=non_positive),
-        _invalid("Conv2d", "padding < 0", in_channels=size, out_channels=size, kernel_size=size,
+        _invalid("Conv2d", "kernel_size < 1", in_channels=SIZE, out_channels=SIZE, kernel_size=NON_POSITIVE),
+        _invalid("Conv2d", "stride < 1", in_channels=SIZE, out_channels=SIZE, kernel_size=SIZE, stride=NON_POSITIVE),
+        _invalid("Conv2d", "padding < 0", in_channels=SIZE, out_channels=SIZE, kernel_size=SIZE,
                  padding=st.integers(-3, -1)),
-        _invalid("Conv2d", "in_channels < 1", in_channels=non_positive, out_channels=size, kernel_size=size),
-        _invalid("Conv2d", "out_channels < 1", in_channels=size, out_channels=non_positive, kernel_size=size),
-        _invalid("Linear", "in_features < 1", in_features=non_positive, out_features=size),
-        _invalid("Linear", "out_features < 1", in_features=size, out_features=non_positive),
-        *(_invalid(pool, "kernel_size < 1", kernel_size=non_positive) for pool in ("MaxPool2d", "AvgPool2d")),
-        *(_invalid(pool, "stride < 1", kernel_size=size, stride=non_positive) for pool in ("MaxPool2d", "AvgPool2d")),
-        *(st.integers(1, 5).flatmap(lambda k, pool=pool: _invalid(
-            pool, "padding > kernel_size / 2", kernel_size=st.just(k), padding=st.integers(k // 2 + 1, k + 2)))
-          for pool in ("MaxPool2d", "AvgPool2d")),
-        _invalid("AdaptiveAvgPool2d", "output_size < 1", output_size=non_positive),
-        _invalid("BatchNorm2d", "num_features < 1", num_features=non_positive),
-        _invalid("BatchNorm2d", "eps <= 0", num_features=size, eps=st.floats(-1.0, 0.0)),
-        _invalid("BatchNorm2d", "momentum outside [0, 1]", num_features=size,
-                 momentum=st.floats(1.001, 10.0) | st.floats(-10.0, -0.001)),
-        *(_invalid(drop, "p outside [0, 1]", p=st.floats(1.001, 10.0) | st.floats(-10.0, -0.001))
-          for drop in ("Dropout", "Dropout2d")),
+        _invalid("Conv2d", "in_channels < 1", in_channels=NON_POSITIVE, out_channels=SIZE, kernel_size=SIZE),
+        _invalid("Conv2d", "out_channels < 1", in_channels=SIZE, out_channels=NON_POSITIVE, kernel_size=SIZE),
     )
+
+
+def linear_invalid() -> st.SearchStrategy[InvalidConstruction]:
+    return st.one_of(_invalid("Linear", "in_features < 1", in_features=NON_POSITIVE, out_features=SIZE),
+                     _invalid("Linear", "out_features < 1", in_features=SIZE, out_features=NON_POSITIVE))
+
+
+def pool2d_invalid(pool: str) -> st.SearchStrategy[InvalidConstruction]:
+    """MaxPool2d / AvgPool2d: kernel or stride < 1, padding over half the kernel (torch's rule)."""
+    return st.one_of(
+        _invalid(pool, "kernel_size < 1", kernel_size=NON_POSITIVE),
+        _invalid(pool, "stride < 1", kernel_size=SIZE, stride=NON_POSITIVE),
+        st.integers(1, 5).flatmap(lambda k: _invalid(pool, "padding > kernel_size / 2", kernel_size=st.just(k),
+                                                     padding=st.integers(k // 2 + 1, k + 2))),
+    )
+
+
+def adaptive_avg_pool2d_invalid() -> st.SearchStrategy[InvalidConstruction]:
+    return _invalid("AdaptiveAvgPool2d", "output_size < 1", output_size=NON_POSITIVE)
+
+
+def batch_norm2d_invalid() -> st.SearchStrategy[InvalidConstruction]:
+    return st.one_of(
+        _invalid("BatchNorm2d", "num_features < 1", num_features=NON_POSITIVE),
+        _invalid("BatchNorm2d", "eps <= 0", num_features=SIZE, eps=st.floats(-1.0, 0.0)),
+        _invalid("BatchNorm2d", "momentum outside [0, 1]", num_features=SIZE,
+                 momentum=st.floats(1.001, 10.0) | st.floats(-10.0, -0.001)),
+    )
+
+
+def dropout_invalid(layer: str) -> st.SearchStrategy[InvalidConstruction]:
+    return _invalid(layer, "p outside [0, 1]", p=st.floats(1.001, 10.0) | st.floats(-10.0, -0.001))
+
+
+def invalid_constructions() -> st.SearchStrategy[InvalidConstruction]:
+    """Constructions every layer of the op database must reject: non-positive sizes, negative padding, pooling
+    padding over half the kernel, p/eps/momentum out of range (each entry's `invalid` strategy)."""
+    from .conformance.database import layer_ops
+
+    return st.one_of(*(op.invalid() for op in layer_ops() if op.invalid is not None))
 
 
 def wrong_ndim_shapes(cfg: LayerConfig) -> st.SearchStrategy[tuple[int, ...]]:
     """Input shapes of a rank the layer rejects (a dim dropped or added, or 0-d)."""
-    accepted = NDIM[cfg.layer]
+    accepted = _op(cfg.layer).ndim
     ranks = [r for r in range(0, max(accepted[-1], 4) + 2) if r not in accepted and r <= 6]
     return st.sampled_from(ranks).map(lambda r: tuple(cfg.input_shape[:r]) + (2,) * max(0, r - len(cfg.input_shape)))
 

@@ -61,26 +61,34 @@ def mnist_cnn(nn, num_classes: int = 10):
     ))
 
 
-def resnet18_numpy(nn, in_channels: int = 3, num_classes: int = 1000, small_stem: bool = False):
-    """torchvision's ResNet-18 topology in NumPy, with torchvision's module names (so its state_dict loads).
+def basic_block(nn, inplanes: int, planes: int, stride: int = 1):
+    """torchvision's BasicBlock, with the projection shortcut it gets when the shape changes."""
+    return nn.BasicBlock(inplanes, planes, stride, projection(nn, inplanes, planes, stride))
+
+
+def resnet18(nn, in_channels: int = 3, num_classes: int = 1000, small_stem: bool = False):
+    """torchvision's ResNet-18 topology against a layer namespace, with torchvision's module names (so its
+    state_dict loads); no initialisation of its own.
 
     `small_stem` swaps the 7x7/2 conv + max-pool for a 3x3/1 conv and no pool, for 8x8 to 32x32 inputs.
     """
     def stage(inplanes, planes, stride):
-        downsample = None
-        if stride != 1 or inplanes != planes:
-            downsample = nn.BasicBlock.projection(inplanes, planes, stride)
-        return nn.Sequential(nn.BasicBlock(inplanes, planes, stride, downsample), nn.BasicBlock(planes, planes))
+        return nn.Sequential(basic_block(nn, inplanes, planes, stride), basic_block(nn, planes, planes))
 
     if small_stem:
         stem, pool = nn.Conv2d(in_channels, 64, 3, stride=1, padding=1, bias=False), nn.Identity()
     else:
         stem, pool = nn.Conv2d(in_channels, 64, 7, stride=2, padding=3, bias=False), nn.MaxPool2d(3, 2, 1)
-    model = nn.Sequential(OrderedDict(
+    return nn.Sequential(OrderedDict(
         conv1=stem, bn1=nn.BatchNorm2d(64), relu=nn.ReLU(), maxpool=pool,
         layer1=stage(64, 64, 1), layer2=stage(64, 128, 2), layer3=stage(128, 256, 2), layer4=stage(256, 512, 2),
         avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(512, num_classes),
     ))
+
+
+def resnet18_numpy(nn, **options):
+    """The NumPy resnet18: the topology above with torchvision's initialisation of its convolutions."""
+    model = resnet18(nn, **options)
     _kaiming_normal_fan_out(nn, model)
     return model
 
@@ -109,3 +117,10 @@ def resnet18_torch(in_channels: int = 3, num_classes: int = 1000, small_stem: bo
     for module in (model.conv1,):
         torch_nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
     return model
+
+
+def projection(nn, inplanes: int, outplanes: int, stride: int):
+    """torchvision's ResNet shortcut: a 1x1 strided conv + BN when stride or channels change, else None."""
+    if stride == 1 and inplanes == outplanes:
+        return None
+    return nn.Sequential(nn.Conv2d(inplanes, outplanes, 1, stride=stride, bias=False), nn.BatchNorm2d(outplanes))

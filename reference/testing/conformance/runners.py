@@ -1,0 +1,222 @@
+"""How the op tier makes an op's inputs and runs both sides: the implementation under test and torch.
+
+Each kind of op has three runners: `make_data(config, seed)` (float64 NumPy inputs, cast to the dtype by the
+harness), `ours(nn, config, data)` and `torch(config, data, ours, device, dtype)`; each run returns a dict
+of named results ("forward", "grad[input]", "grad[weight]", "buffer[running_mean]", "step3:param[0]", ...).
+Keys starting with "_" are side data (the dropout mask torch is driven with). Only the protocol of
+`protocol.py` is used on the implementation's objects.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from .harness import randomize_batch_norm, to_torch, torch_state
+from .namespace import build_layer, construct, torch_twin
+from .protocol import Layer, Optimizer, RandomLayer, missing_members
+
+
+def runners(subject):
+    """(make_data, ours, torch) of a database subject."""
+    kind = subject.op.kind
+    if kind == "layer":
+        if subject.variant.driven_by_mask:
+            return layer_data, mask_ours, mask_torch
+        return layer_data, layer_ours(subject.variant.training), layer_torch(subject.variant.training)
+    if kind == "loss":
+        return cross_entropy_data, cross_entropy_ours, cross_entropy_torch
+    return optimizer_data, optimizer_ours, optimizer_torch
+
+
+def require(obj, protocol, what: str):
+    """`obj`, or an AssertionError naming what it lacks of `protocol` (NotImplementedError for RandomLayer)."""
+    missing = missing_members(obj, protocol)
+    if missing and protocol is RandomLayer:
+        raise NotImplementedError(f"{what} has no {' / '.join(missing)}: the mask of its last forward is needed "
+                                  "to drive torch's dropout (see reference.testing.conformance.protocol)")
+    if missing:
+        raise AssertionError(f"{what} lacks {missing} of the {protocol.__name__} protocol "
+                             "(reference.testing.conformance.protocol)")
+    return obj
+
+
+# -- layers: the module and its torch twin, same state, same input, same upstream gradient ---------------------
+
+def layer_data(config, seed: int) -> dict:
+    """The torch twin's initial state (seeded; batch norms randomised), an input and an upstream gradient."""
+    rng = np.random.default_rng(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        state = torch_state(torch_twin(config).double())
+    return dict(state=randomize_batch_norm(state, rng), x=rng.standard_normal(config.input_shape),
+                grad_out=rng.standard_normal(config.output_shape))
+
+
+def prepared(module, dtype, state: dict, training: bool):
+    """The implementation's module in `dtype`, loaded with `state`, in the given mode."""
+    require(module, Layer, type(module).__name__)
+    module.to(dtype)
+    module.load_state_dict(state)
+    module.train(training)
+    return module
+
+
+def parameter_gradients(module) -> dict:
+    return {f"grad[{name}]": param.grad for name, param in module.named_parameters()}
+
+
+def buffers(module) -> dict:
+    """The state_dict entries that are not parameters, by name."""
+    parameters = {name for name, _ in module.named_parameters()}
+    return {f"buffer[{key}]": value for key, value in module.state_dict().items() if key not in parameters}
+
+
+def layer_ours(training: bool):
+    def run(nn, config, data):
+        module = prepared(build_layer(nn, config), data["x"].dtype, data["state"], training)
+        results = {"forward": module(data["x"].copy())}
+        results["grad[input]"] = module.backward(data["grad_out"].copy())
+        return {**results, **parameter_gradients(module), **buffers(module)}
+    return run
+
+
+def layer_torch(training: bool):
+    def run(config, data, ours, device, dtype):
+        module = torch_twin(config).to(device=device, dtype=dtype)
+        module.load_state_dict({k: to_torch(v, device) for k, v in data["state"].items()})
+        module.train(training)
+        x = to_torch(data["x"], device, dtype, requires_grad=True)
+        out = module(x)
+        out.backward(to_torch(data["grad_out"], device, dtype))
+        results = {"forward": out, "grad[input]": x.grad}
+        results.update({f"grad[{n}]": p.grad for n, p in module.named_parameters()})
+        results.update({f"buffer[{n}]": b for n, b in module.named_buffers()})
+        return results
+    return run
+
+
+# -- dropout driven by the layer's mask: torch's own formula (input * keep / (1 - p)) given the same mask --------
+
+def mask_ours(nn, config, data):
+    module = prepared(build_layer(nn, config), data["x"].dtype, data["state"], True)
+    require(module, RandomLayer, config.layer)
+    out = module(data["x"].copy())
+    return {"forward": out, "grad[input]": module.backward(data["grad_out"].copy()), "_mask": module.mask}
+
+
+def mask_torch(config, data, ours, device, dtype):
+    p = config.kwargs["p"]
+    keep = to_torch(np.asarray(ours["_mask"], dtype=np.float64) != 0, device)  # the elements (channels) kept
+    noise = keep.to(dtype) / (1.0 - p) if p < 1.0 else torch.zeros_like(keep, dtype=dtype)  # at::dropout's noise
+    x = to_torch(data["x"], device, dtype, requires_grad=True)
+    out = x * noise
+    out.backward(to_torch(data["grad_out"], device, dtype))
+    return {"forward": out, "grad[input]": x.grad}
+
+
+# -- cross-entropy ------------------------------------------------------------------------------------------------
+
+def cross_entropy_data(config, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    n, k = config["batch"], config["classes"]
+    return dict(logits=rng.standard_normal((n, k)) * config["logit_scale"], targets=rng.integers(0, k, n),
+                grad_loss=np.array(rng.uniform(0.5, 2.0)))
+
+
+def cross_entropy_ours(nn, config, data):
+    loss_fn = construct(nn.CrossEntropyLoss, "CrossEntropyLoss", label_smoothing=config["label_smoothing"])
+    loss = loss_fn(data["logits"].copy(), data["targets"].copy())
+    return {"forward": np.asarray(loss), "grad[input]": loss_fn.backward(float(data["grad_loss"]))}
+
+
+def cross_entropy_torch(config, data, ours, device, dtype):
+    logits = to_torch(data["logits"], device, dtype, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(logits, to_torch(data["targets"], device),
+                                             label_smoothing=config["label_smoothing"])
+    loss.backward(to_torch(data["grad_loss"], device, dtype))
+    return {"forward": loss, "grad[input]": logits.grad}
+
+
+# -- optimizers and the schedule: the same parameters and gradient sequence, state compared at every step --------
+
+class Param:
+    """A parameter as optimizers see it: `.data` updated in place, `.grad` None (skipped) or an array."""
+
+    __slots__ = ("data", "grad")
+
+    def __init__(self, data: np.ndarray):
+        self.data, self.grad = data, None
+
+
+def optimizer_data(config, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    shapes = [tuple(s) for s in config["shapes"]]
+    grads = [[None if (i == 1 and k in config["skip_steps"]) else rng.standard_normal(s)
+              for i, s in enumerate(shapes)] for k in range(config["steps"])]
+    return dict(params=[rng.standard_normal(s) for s in shapes], grads=grads)
+
+
+STATE_KEYS = {"SGD": ("momentum_buffer",), "Adam": ("step", "exp_avg", "exp_avg_sq")}
+
+
+def _record_step(results, k, params, state_of, keys, lr):
+    for i, param in enumerate(params):
+        results[f"step{k}:param[{i}]"] = param
+        for key in keys if state_of else ():
+            value = state_of(i).get(key)
+            if value is not None:
+                results[f"step{k}:{key}[{i}]"] = np.asarray(value, dtype=np.float64) if key == "step" else value
+    results[f"step{k}:lr"] = np.asarray(lr, dtype=np.float64)
+
+
+def optimizer_ours(nn, config, data):
+    """Steps the namespace's optimizer (and StepLR); its `state` is compared where it has one."""
+    params = [Param(p.copy()) for p in data["params"]]
+    opt = require(construct(getattr(nn, config["optimizer"]), config["optimizer"], params, **config["kwargs"]),
+                  Optimizer, config["optimizer"])
+    sched = construct(nn.StepLR, "StepLR", opt, **config["schedule"]) if config.get("schedule") else None
+    has_state = hasattr(opt, "state")
+    results = {"_has_state": has_state}
+    for k, grads in enumerate(data["grads"]):
+        opt.zero_grad()
+        for param, grad in zip(params, grads, strict=True):
+            if grad is not None:
+                param.grad = grad.copy()
+        opt.step()
+        if sched:
+            sched.step()
+        state_of = (lambda i: {key: _copy(v) for key, v in opt.state.get(i, {}).items()}) if has_state else None
+        _record_step(results, k, [p.data.copy() for p in params], state_of, STATE_KEYS[config["optimizer"]], opt.lr)
+    return results
+
+
+def _copy(value):
+    return value.copy() if isinstance(value, np.ndarray) else value
+
+
+def optimizer_torch(config, data, ours, device, dtype):
+    params = [torch.nn.Parameter(to_torch(p, device, dtype)) for p in data["params"]]
+    opt = getattr(torch.optim, config["optimizer"])(params, **config["kwargs"])
+    sched = torch.optim.lr_scheduler.StepLR(opt, **config["schedule"]) if config.get("schedule") else None
+    results = {}
+    for k, grads in enumerate(data["grads"]):
+        opt.zero_grad()
+        for param, grad in zip(params, grads, strict=True):
+            if grad is not None:
+                param.grad = to_torch(grad, device, dtype)
+        opt.step()
+        if sched:
+            sched.step()
+        state_of = (lambda i: {key: _state_value(v) for key, v in opt.state[params[i]].items()}) \
+            if ours["_has_state"] else None
+        _record_step(results, k, [p.detach().clone() for p in params], state_of, STATE_KEYS[config["optimizer"]],
+                     opt.param_groups[0]["lr"])
+    return results
+
+
+def _state_value(value):
+    if isinstance(value, torch.Tensor):
+        value = value.detach().clone()
+        return value.cpu().double().numpy() if value.ndim == 0 else value  # Adam's step: a 0-d float tensor
+    return value

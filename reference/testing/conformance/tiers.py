@@ -1,0 +1,164 @@
+"""The checks of each tier, from the op database and the zoo: what each one needs, draws and runs.
+
+Every tier is a function (dtypes, devices) -> list of check specifications (the fields of `engine.Check` but
+the namespace); an example takes the namespace, a snippet function (the reproduction of a case, given its
+arguments) and the case's arguments.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from reference import zoo
+from reference.testing.compare import Where
+from reference.testing.strategies import seeds
+
+from .database import OPS
+from .models import OPTIMIZER_CLASSES, TRAJECTORY_STEPS, assert_model_matches, run_trajectory
+from .namespace import model_needs
+
+MODES = ("train", "eval")
+GRADCHECK_DEPTH = 0.2  # gradcheck and gradgradcheck evaluate each op many times per example
+
+
+def _drawn(subject, dtype: str):
+    """The arguments an op example draws: a configuration well posed in `dtype`, and a seed."""
+    return lambda: {"config": subject.configs().filter(lambda config: subject.well_posed(config, dtype)),
+                    "seed": seeds}
+
+
+def op_checks(dtypes, devices) -> list[dict]:
+    from .harness import assert_matches_torch
+
+    def example(subject, dtype, device):
+        def run(nn, snippet, config, seed):
+            assert_matches_torch(nn, subject, config, seed, dtype, device, "op", snippet(config=config, seed=seed))
+        return run
+
+    return [dict(tier="op", subject=subject.name, dtype=dtype, device=device, example=example(subject, dtype, device),
+                 needs=lambda op=op: op.needs, draw=_drawn(subject, dtype))
+            for op in OPS for subject in op.subjects() for dtype in op.dtypes if dtype in dtypes for device in devices]
+
+
+def oracle_checks(dtypes, devices) -> list[dict]:
+    """SciPy and gradcheck, float64 on the CPU only (finite differences need float64)."""
+    from .oracles import gradients_pass_gradcheck
+
+    if "float64" not in dtypes or "cpu" not in devices:
+        return []
+
+    def scipy(op):
+        def run(nn, snippet, config, seed):
+            op.scipy(nn, config, seed, Where("oracle", f"{op.name}[scipy]", "float64", "cpu",
+                                             snippet(config=config, seed=seed)))
+        return run
+
+    def gradcheck(subject):
+        def run(nn, snippet, config, seed):
+            gradients_pass_gradcheck(nn, subject, config, seed, Where("oracle", _tagged(subject.name, "gradcheck"),
+                                                                      "float64", "cpu", snippet(config=config,
+                                                                                                seed=seed)))
+        return run
+
+    found = [dict(tier="oracle", subject=f"{op.name}[scipy]", dtype="float64", device="cpu", example=scipy(op),
+                  needs=lambda op=op: op.needs, draw=lambda op=op: {"config": op.configs(), "seed": seeds})
+             for op in OPS if op.scipy is not None]
+    found += [dict(tier="oracle", subject=_tagged(subject.name, "gradcheck"), dtype="float64", device="cpu",
+                   example=gradcheck(subject), needs=lambda op=op: op.needs, draw=_drawn(subject, "float64"),
+                   depth=GRADCHECK_DEPTH)
+              for op in OPS for subject in op.subjects() if subject.gradcheck]
+    return found
+
+
+def _tagged(name: str, tag: str) -> str:
+    """"Conv2d" -> "Conv2d[tag]", "BatchNorm2d[train]" -> "BatchNorm2d[train,tag]"."""
+    return f"{name[:-1]},{tag}]" if name.endswith("]") else f"{name}[{tag}]"
+
+
+def model_cases():
+    """(zoo name, variant or None, label) of every model the model tier checks."""
+    return [(name, variant, variant or name) for name in zoo.names()
+            for variant in (None, *zoo.spec(name).quirks.variants)]
+
+
+def model_checks(dtypes, devices) -> list[dict]:
+    def example(name, variant, mode, dtype, device):
+        def run(nn, snippet, seed=0):
+            assert_model_matches(nn, name, mode, dtype, device, seed, variant, lambda s: snippet(seed=s))
+        return run
+
+    return [dict(tier="model", subject=f"{label}[{mode}]", dtype=dtype, device=device,
+                 example=example(name, variant, mode, dtype, device),
+                 needs=lambda name=name, variant=variant: model_needs(name, variant))
+            for name, variant, label in model_cases() for mode in MODES for dtype in dtypes for device in devices]
+
+
+def trajectory_checks(dtypes, devices) -> list[dict]:
+    def example(name, optimizer, dtype, device):
+        def run(nn, snippet, seed=0, steps=TRAJECTORY_STEPS):
+            history = run_trajectory(nn, name, optimizer, dtype, device, steps, seed, snippet(seed=seed, steps=steps))
+            assert len(history["param_gap"]) == steps
+        return run
+
+    return [dict(tier="trajectory", subject=f"{name}[{optimizer}]", dtype=dtype, device=device,
+                 example=example(name, optimizer, dtype, device),
+                 needs=lambda name=name, optimizer=optimizer: (*model_needs(name), OPTIMIZER_CLASSES[optimizer]))
+            for name in zoo.names() for optimizer in OPTIMIZER_CLASSES for dtype in dtypes
+            if dtype in zoo.spec(name).quirks.trajectory_dtypes for device in devices]
+
+
+def device_checks(dtypes, devices) -> list[dict]:
+    """torch on CUDA against torch on the CPU, per op and per model (the namespace supplies dropout masks)."""
+    if "cuda" not in devices:
+        return []
+    found = [dict(tier="device", subject=subject.name, dtype=dtype, device="cuda",
+                  example=_op_on_devices(subject, dtype), needs=lambda op=op: op.needs, draw=_drawn(subject, dtype))
+             for op in OPS for subject in op.subjects() for dtype in op.dtypes if dtype in dtypes]
+    found += [dict(tier="device", subject=f"{label}[{mode}]", dtype=dtype, device="cuda",
+                   example=_model_on_devices(name, variant, mode, dtype),
+                   needs=lambda name=name, variant=variant: model_needs(name, variant))
+              for name, variant, label in model_cases() for mode in MODES for dtype in dtypes]
+    return found
+
+
+def _op_on_devices(subject, dtype):
+    def run(nn, snippet, config, seed):
+        import torch
+
+        from .harness import TORCH_DTYPES, cast_floats, compare_results, torch_device
+        from .runners import runners
+
+        make_data, run_ours, run_torch = runners(subject)
+        inputs = cast_floats(make_data(config, seed), np.dtype(dtype))
+        ours = run_ours(nn, config, inputs)  # side data (dropout masks) both devices are driven with
+        on_cpu = run_torch(config, inputs, ours, torch.device("cpu"), TORCH_DTYPES[dtype])
+        on_cuda = run_torch(config, inputs, ours, torch_device("cuda"), TORCH_DTYPES[dtype])
+        where = Where("device", subject.name, dtype, "cuda", snippet(config=config, seed=seed))
+        compare_results(on_cuda, on_cpu, where, subject.tolerance(dtype))
+    return run
+
+
+def _model_on_devices(name, variant, mode, dtype):
+    def run(nn, snippet, seed=0):
+        import torch
+
+        from .harness import TORCH_DTYPES, compare_results, torch_device
+        from .models import batch, case, step_ours, step_torch, twins
+        from .tolerances import DEFAULT
+
+        options, input_shape, classes, size = case(name, variant)
+        ours, on_cpu = twins(nn, name, dtype, "cpu", seed, options)
+        _, on_cuda = twins(nn, name, dtype, "cuda", seed, options)
+        x, y = batch(input_shape, classes, size, seed)
+        x, training = x.astype(dtype), mode == "train"
+        masks = step_ours(nn, ours, x, y, training)["_masks"]  # both devices drop the units the namespace dropped
+        cpu = step_torch(on_cpu, x, y, training, masks, torch.device("cpu"), TORCH_DTYPES[dtype])
+        cuda = step_torch(on_cuda, x, y, training, masks, torch_device("cuda"), TORCH_DTYPES[dtype])
+        tol = (zoo.spec(name).quirks.float32 or DEFAULT["float32"]) if dtype == "float32" else DEFAULT[dtype]
+        compare_results(cuda, cpu, Where("device", f"{variant or name}[{mode}]", dtype, "cuda", snippet(seed=seed)),
+                        tol)
+    return run
+
+
+TIER_CHECKS = {"op": op_checks, "oracle": oracle_checks, "model": model_checks, "trajectory": trajectory_checks,
+               "device": device_checks}
