@@ -17,19 +17,14 @@ from reference import zoo
 from reference.numpy_nn import functional as F
 from reference.testing import strategies as rst
 from reference.testing.gradcheck import assert_gradients_match, loss_rounding, numerical_gradient, relative_error
+from reference.testing.states import randomize_batch_norm
 
 TOL = 1e-6
 
 
 def randomize_batch_norms(module, rng: np.random.Generator) -> None:
     """Give every BatchNorm2d non-trivial affine parameters and running statistics (defaults are 1, 0, 0, 1)."""
-    for sub in module.modules():
-        if isinstance(sub, nn.BatchNorm2d):
-            c = sub.num_features
-            sub.weight.data = rng.uniform(0.5, 1.5, c)
-            sub.bias.data = rng.standard_normal(c)
-            sub.running_mean = rng.standard_normal(c)
-            sub.running_var = rng.uniform(0.5, 2.0, c)
+    module.load_state_dict(randomize_batch_norm(module.state_dict(), rng))
 
 
 def fixed_dropout_masks(module, seed: int):
@@ -105,28 +100,15 @@ def test_batch_norm_functional_backward_matches_finite_differences_in_both_forms
             assert relative_error(analytic.reshape(-1), numeric, allowance) <= TOL, form
 
 
-# Per-model quirks as data: a small input (batch, C, H, W) and how many random coordinates per tensor to check
-# in each mode (resnet18's forward costs ~17 ms in float64 whatever the input size: its 11M weights).
-ZOO_GRADCHECK = {
-    "tiny_cnn": dict(input_shape=(2, 1, 8, 8), max_coords=dict(train=40, eval=40)),
-    "tiny_resnet": dict(input_shape=(2, 1, 8, 8), max_coords=dict(train=40, eval=40)),
-    "simple_cnn": dict(input_shape=(2, 3, 16, 16), max_coords=dict(train=6, eval=6)),
-    "mnist_cnn": dict(input_shape=(2, 1, 28, 28), max_coords=dict(train=6, eval=6)),
-    "resnet18": dict(input_shape=(3, 1, 8, 8), max_coords=dict(train=2, eval=1)),
-}
-
-
-def test_every_zoo_model_has_a_gradient_check_size():
-    assert set(ZOO_GRADCHECK) == set(zoo.names())
-
-
 @pytest.mark.parametrize("mode", ["train", "eval"])
 @pytest.mark.parametrize("name", zoo.names())
 def test_zoo_model_backward_matches_finite_differences(name, mode):
-    quirks = ZOO_GRADCHECK[name]
+    """On the zoo entry's small input, a random subset of coordinates per tensor (ModelQuirks.gradcheck_*)."""
+    spec = zoo.spec(name)
     model = zoo.build(name, "numpy", seed=1).double().train(mode == "train")
     rng = np.random.default_rng(2)
     randomize_batch_norms(model, rng)
-    x = rng.standard_normal(quirks["input_shape"])
-    assert_gradients_match(model, x, tol=TOL, seed=3, max_coords=quirks["max_coords"][mode],
+    x = rng.standard_normal(spec.quirks.gradcheck_input or (2, *spec.input_shape))
+    max_coords = spec.quirks.gradcheck_coords[0 if mode == "train" else 1]
+    assert_gradients_match(model, x, tol=TOL, seed=3, max_coords=max_coords,
                            before_forward=fixed_dropout_masks(model, seed=4), context=f"of {name} in {mode} mode")

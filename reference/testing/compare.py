@@ -83,11 +83,6 @@ def add_listener(listener: Callable[[dict], None]) -> None:
     _listeners.append(listener)
 
 
-def remove_listener(listener: Callable[[dict], None]) -> None:
-    if listener in _listeners:
-        _listeners.remove(listener)
-
-
 @contextmanager
 def not_recorded() -> Iterator[None]:
     """Checks inside the block reach no listener (for mutants, whose failures belong to no report)."""
@@ -100,7 +95,8 @@ def not_recorded() -> Iterator[None]:
 
 
 def record(where: Where, stage: str, kind: str, **values) -> None:
-    """Hand one record (labels + values) to the listeners; `kind` is "tolerance", "budget" or "trajectory"."""
+    """Hand one record (labels + values) to the listeners; `kind` is "tolerance", "budget", "trajectory", "flip"
+    or "outcome" (a check's verdict)."""
     if _silenced or not _listeners:
         return
     entry = dict(tier=where.tier, subject=where.subject, dtype=where.dtype, device=where.device,

@@ -52,24 +52,6 @@ def cast_floats(data, dtype):
     return data
 
 
-def randomize_batch_norm(state: Mapping, rng: np.random.Generator) -> dict:
-    """A copy of a state_dict (NumPy arrays) whose batch norms are random: affine weights and running statistics
-    away from their trivial 1/0 values, so that eval mode and the affine gradients are exercised.
-
-    Batch norms are found by their buffers' names (`<prefix>running_var`), so this works on any implementation's
-    state_dict and on torch's (as NumPy arrays); the one randomiser of the project's tests."""
-    state = dict(state)
-    for key in list(state):
-        if not key.endswith("running_var"):
-            continue
-        prefix, c = key[: -len("running_var")], np.shape(state[key])[0]
-        values = dict(weight=rng.uniform(0.5, 1.5, c), bias=rng.normal(0.0, 0.5, c),
-                      running_mean=rng.normal(0.0, 0.5, c), running_var=rng.uniform(0.5, 2.0, c),
-                      num_batches_tracked=np.array(rng.integers(0, 5), dtype=np.int64))
-        state.update({prefix + name: value for name, value in values.items() if prefix + name in state})
-    return state
-
-
 def torch_state(module) -> dict:
     """A torch module's state_dict as float64 / int64 NumPy arrays on the CPU."""
     return {key: value.detach().cpu().numpy().copy() for key, value in module.state_dict().items()}

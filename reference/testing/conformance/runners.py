@@ -12,7 +12,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .harness import randomize_batch_norm, to_torch, torch_state
+from reference.testing.states import randomize_batch_norm
+
+from .harness import to_torch, torch_state
 from .namespace import build_layer, construct, torch_twin
 from .protocol import Layer, Optimizer, RandomLayer, missing_members
 
