@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from hypothesis import assume
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -391,3 +392,210 @@ def step_lr_configs(draw):
     schedule = dict(step_size=draw(st.integers(1, 4)), gamma=draw(st.sampled_from([0.1, 0.5, 0.9])))
     common = _optimizer_common(draw, max_steps=12)
     return dict(optimizer="SGD", kwargs=dict(lr=draw(st.sampled_from([0.1, 1.0]))), schedule=schedule, **common)
+
+
+# --- every torch.nn argument ---
+# Configurations over the arguments torch.nn's layers take beyond the plain ones above: dilation, groups
+# (depthwise too), padding 'same'/'valid' and padding modes, unbatched input, ceil_mode, count_include_pad,
+# divisor_override, adaptive sizes that do not divide or keep a size (None), BatchNorm's affine /
+# track_running_stats / momentum=None, Linear on (*, F), Hardtanh and ReLU6, Flatten's dims. Output shapes
+# come from torch's formulas, written here independently of the package. `torch_argument_configs(name)` draws
+# one; `invalid_torch_arguments()` draws constructions torch itself rejects (a ValueError or TypeError naming
+# the argument and its value).
+
+def _unbatched(draw, cfg: LayerConfig) -> LayerConfig:
+    """cfg, or cfg without its batch axis (torch's unbatched (C, H, W) input) half of the time."""
+    if draw(st.booleans()):
+        return LayerConfig(cfg.layer, cfg.kwargs, cfg.input_shape[1:], cfg.output_shape[1:])
+    return cfg
+
+
+def _conv_sides(draw, kernel, dilation, max_stride, max_padding):
+    """(padding argument, stride, per-axis (before, after) padding) for int/pair, 'same' or 'valid' padding."""
+    kind = draw(st.sampled_from(["number", "same", "valid"]))
+    if kind == "same":  # stride 1; total d (k - 1) per axis, the odd pixel after (torch)
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation, strict=True)]
+        return "same", 1, [(t // 2, t - t // 2) for t in totals]
+    stride = draw(int_or_pair(1, max_stride))
+    if kind == "valid":
+        return "valid", stride, [(0, 0), (0, 0)]
+    padding = draw(int_or_pair(0, max_padding))
+    return padding, stride, [(p, p) for p in pair(padding)]
+
+
+@st.composite
+def conv2d_torch_configs(draw, max_groups=3, max_per_group=2, max_kernel=3, max_stride=2, max_dilation=2,
+                         max_padding=2, extra=3):
+    """Conv2d with dilation, groups (depthwise half the time), 'same'/'valid', a padding mode, maybe unbatched."""
+    groups = draw(st.integers(1, max_groups))
+    depthwise = draw(st.booleans())
+    c_in, c_out = (groups * (1 if depthwise else draw(st.integers(1, max_per_group))) for _ in range(2))
+    kernel_size, dilation = draw(int_or_pair(1, max_kernel)), draw(int_or_pair(1, max_dilation))
+    kernel, dilations = pair(kernel_size), pair(dilation)
+    padding, stride, sides = _conv_sides(draw, kernel, dilations, max_stride, max_padding)
+    mode = draw(st.sampled_from(["zeros", "reflect", "replicate", "circular"]))
+    sizes, out = [], []
+    for k, d, s, (before, after) in zip(kernel, dilations, pair(stride), sides, strict=True):
+        smallest = max(1, d * (k - 1) + 1 - before - after)
+        if mode == "reflect":
+            smallest = max(smallest, before + 1, after + 1)  # torch: reflect padding < size
+        elif mode == "circular":
+            smallest = max(smallest, before, after)  # torch: circular padding <= size
+        size = draw(st.integers(smallest, smallest + extra))
+        sizes.append(size)
+        out.append((size + before + after - d * (k - 1) - 1) // s + 1)
+    n = draw(st.integers(1, 2))
+    kwargs = dict(in_channels=c_in, out_channels=c_out, kernel_size=kernel_size, stride=stride, padding=padding,
+                  dilation=dilation, groups=groups, bias=draw(st.booleans()), padding_mode=mode)
+    return _unbatched(draw, LayerConfig("Conv2d", kwargs, (n, c_in, *sizes), (n, c_out, *out)))
+
+
+def _pool_sizes(draw, kernel, stride, padding, dilation, ceil_mode, extra):
+    """Input sizes whose pooled size (floor formula) is at least 1, and the output sizes torch gives."""
+    sizes, out = [], []
+    for k, s, p, d in zip(kernel, stride, padding, dilation, strict=True):
+        size = draw(st.integers(max(1, d * (k - 1) + 1 - 2 * p), max(1, d * (k - 1) + 1 - 2 * p) + extra))
+        sizes.append(size)
+        out.append(window_output_size(size, k, s, p, d, ceil_mode))
+    return sizes, out
+
+
+@st.composite
+def pool2d_torch_configs(draw, layer="MaxPool2d", max_kernel=3, max_stride=3, max_dilation=2, extra=4):
+    """MaxPool2d (dilation, ceil_mode) or AvgPool2d (ceil_mode, count_include_pad, divisor_override), maybe
+    unbatched; return_indices is left to tests of its own (it changes what forward returns)."""
+    kernel_size = draw(int_or_pair(1, max_kernel))
+    kernel = pair(kernel_size)
+    stride = draw(st.none() | int_or_pair(1, max_stride))
+    strides = kernel if stride is None else pair(stride)
+    padding = draw(st.tuples(st.integers(0, kernel[0] // 2), st.integers(0, kernel[1] // 2)))
+    ceil_mode = draw(st.booleans())
+    kwargs = dict(kernel_size=kernel_size, stride=stride, padding=padding, ceil_mode=ceil_mode)
+    dilation = (1, 1)
+    if layer == "MaxPool2d":
+        dilation = pair(draw(int_or_pair(1, max_dilation)))
+        kwargs["dilation"] = dilation
+    else:
+        kwargs["count_include_pad"] = draw(st.booleans())
+        kwargs["divisor_override"] = draw(st.none() | st.sampled_from([-2, 1, 3]))
+    sizes, out = _pool_sizes(draw, kernel, strides, padding, dilation, ceil_mode, extra)
+    # A dilated window can fall entirely into the padding; torch then outputs -inf and sends the gradient to an
+    # element outside the window (its start index wraps into the next row): not drawn.
+    assume(all(all(any(0 <= i * s - p + j * d < size for j in range(k)) for i in range(o))
+               for size, k, s, p, d, o in zip(sizes, kernel, strides, padding, dilation, out, strict=True)))
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    return _unbatched(draw, LayerConfig(layer, kwargs, (n, c, *sizes), (n, c, *out)))
+
+
+@st.composite
+def adaptive_pool2d_torch_configs(draw, layer="AdaptiveAvgPool2d", max_side=7, max_output=5):
+    """Adaptive pooling to any output size (smaller, larger, not dividing) or None (keep that size)."""
+    h, w = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
+    size = st.integers(1, max_output)
+    output_size = draw(size | st.tuples(size | st.none(), size | st.none()))
+    ho, wo = (output_size, output_size) if isinstance(output_size, int) else output_size
+    n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
+    out = (n, c, h if ho is None else ho, w if wo is None else wo)
+    return _unbatched(draw, LayerConfig(layer, dict(output_size=output_size), (n, c, h, w), out))
+
+
+@st.composite
+def batch_norm2d_torch_configs(draw, max_batch=3, max_channels=3, max_side=4):
+    """BatchNorm2d with affine on or off, running statistics tracked or not, momentum None (cumulative) or not."""
+    cfg = draw(batch_norm2d_configs(max_batch, max_channels, max_side))
+    kwargs = dict(cfg.kwargs, momentum=draw(st.sampled_from([None, 0.0, 0.1, 1.0])), affine=draw(st.booleans()),
+                  track_running_stats=draw(st.booleans()))
+    return LayerConfig("BatchNorm2d", kwargs, cfg.input_shape, cfg.output_shape)
+
+
+@st.composite
+def linear_torch_configs(draw, max_features=5):
+    """Linear on (*, in_features): no leading dim, one (a batch), or several."""
+    f_in, f_out = draw(st.integers(1, max_features)), draw(st.integers(1, max_features))
+    leading = draw(st.lists(st.integers(1, 3), max_size=3).map(tuple))
+    kwargs = dict(in_features=f_in, out_features=f_out, bias=draw(st.booleans()))
+    return LayerConfig("Linear", kwargs, (*leading, f_in), (*leading, f_out))
+
+
+@st.composite
+def hardtanh_configs(draw, layer="Hardtanh"):
+    """Hardtanh with min_val < max_val (ReLU6: 0 and 6) on any shape, a 0-d array included."""
+    shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=4))
+    if layer == "ReLU6":
+        return LayerConfig("ReLU6", {}, shape, shape)
+    low = draw(st.sampled_from([-2.0, -1.0, -0.5, 0.0]))
+    kwargs = dict(min_val=low, max_val=low + draw(st.sampled_from([0.25, 1.0, 2.0])))
+    return LayerConfig("Hardtanh", kwargs, shape, shape)
+
+
+@st.composite
+def flatten_torch_configs(draw):
+    """Flatten(start_dim, end_dim) with any valid pair of dims, negative ones included."""
+    shape = draw(hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=3))
+    start = draw(st.integers(0, len(shape) - 1))
+    end = draw(st.integers(start, len(shape) - 1))
+    out = shape[:start] + (int(np.prod(shape[start : end + 1])),) + shape[end + 1 :]
+    start_dim = start - len(shape) if draw(st.booleans()) else start
+    end_dim = end - len(shape) if draw(st.booleans()) else end
+    return LayerConfig("Flatten", dict(start_dim=start_dim, end_dim=end_dim), shape, out)
+
+
+TORCH_ARGUMENT_CONFIGS = {
+    "Conv2d": conv2d_torch_configs,
+    "MaxPool2d": lambda: pool2d_torch_configs("MaxPool2d"),
+    "AvgPool2d": lambda: pool2d_torch_configs("AvgPool2d"),
+    "AdaptiveAvgPool2d": lambda: adaptive_pool2d_torch_configs("AdaptiveAvgPool2d"),
+    "AdaptiveMaxPool2d": lambda: adaptive_pool2d_torch_configs("AdaptiveMaxPool2d"),
+    "BatchNorm2d": batch_norm2d_torch_configs,
+    "Linear": linear_torch_configs,
+    "Hardtanh": lambda: hardtanh_configs("Hardtanh"),
+    "ReLU6": lambda: hardtanh_configs("ReLU6"),
+    "Flatten": flatten_torch_configs,
+}
+
+
+def torch_argument_configs(name: str) -> st.SearchStrategy[LayerConfig]:
+    """Random valid configurations of `name` over every torch argument it takes (one of TORCH_ARGUMENT_CONFIGS)."""
+    return TORCH_ARGUMENT_CONFIGS[name]()
+
+
+@st.composite
+def cross_entropy_torch_configs(draw, max_batch=4, max_classes=5):
+    """CrossEntropyLoss over torch's arguments: per-class weight, ignore_index (some targets ignored),
+    reduction, label smoothing, class-probability targets, extra dims (N, C, d1, ...) or an unbatched (C,)."""
+    unbatched = draw(st.booleans()) and draw(st.booleans())
+    extra = () if unbatched else draw(st.lists(st.integers(1, 3), max_size=2).map(tuple))
+    return dict(batch=None if unbatched else draw(st.integers(1, max_batch)), classes=draw(st.integers(2, max_classes)),
+                extra=extra, weighted=draw(st.booleans()), probabilities=draw(st.booleans()),
+                ignore=draw(st.booleans()), reduction=draw(st.sampled_from(["mean", "sum", "none"])),
+                label_smoothing=draw(st.sampled_from([0.0, 0.1, 0.5, 1.0])))
+
+
+def invalid_torch_arguments() -> st.SearchStrategy[InvalidConstruction]:
+    """Constructions torch rejects over the new arguments; `reason` starts with the offending argument's name."""
+    size = st.integers(1, 4)
+    return st.one_of(
+        st.integers(2, 4).flatmap(lambda g: _invalid("Conv2d", "groups not dividing the channels",
+                                                     in_channels=st.just(g + 1), out_channels=st.just(g),
+                                                     kernel_size=size, groups=st.just(g))),
+        _invalid("Conv2d", "dilation < 1", in_channels=size, out_channels=size, kernel_size=size,
+                 dilation=st.integers(-2, 0)),
+        _invalid("Conv2d", "padding 'same' with a stride", in_channels=size, out_channels=size, kernel_size=size,
+                 stride=st.integers(2, 3), padding=st.just("same")),
+        _invalid("Conv2d", "padding not a mode", in_channels=size, out_channels=size, kernel_size=size,
+                 padding=st.sampled_from(["full", "SAME", ""])),
+        _invalid("Conv2d", "padding_mode unknown", in_channels=size, out_channels=size, kernel_size=size,
+                 padding_mode=st.sampled_from(["zero", "mirror", "wrap"])),
+        _invalid("Conv2d", "kernel_size of three numbers", in_channels=size, out_channels=size,
+                 kernel_size=st.tuples(size, size, size)),
+        _invalid("MaxPool2d", "dilation < 1", kernel_size=size, dilation=st.integers(-2, 0)),
+        _invalid("MaxPool2d", "stride not an int", kernel_size=size, stride=st.sampled_from([1.5, "2", (1, 2, 3)])),
+        _invalid("AvgPool2d", "divisor_override = 0", kernel_size=size, divisor_override=st.just(0)),
+        _invalid("AdaptiveMaxPool2d", "output_size < 1", output_size=st.integers(-3, 0)),
+        _invalid("AdaptiveAvgPool2d", "output_size of three numbers", output_size=st.tuples(size, size, size)),
+        _invalid("BatchNorm2d", "momentum NaN", num_features=size, momentum=st.just(float("nan"))),
+        _invalid("Hardtanh", "max_val <= min_val", min_val=st.just(1.0), max_val=st.sampled_from([1.0, 0.5, -2.0])),
+        _invalid("CrossEntropyLoss", "reduction unknown", reduction=st.sampled_from(["avg", "elementwise_mean", ""])),
+        _invalid("CrossEntropyLoss", "label_smoothing outside [0, 1]",
+                 label_smoothing=st.sampled_from([-0.1, 1.5, float("nan")])),
+    )

@@ -124,3 +124,77 @@ def projection(nn, inplanes: int, outplanes: int, stride: int):
     if stride == 1 and inplanes == outplanes:
         return None
     return nn.Sequential(nn.Conv2d(inplanes, outplanes, 1, stride=stride, bias=False), nn.BatchNorm2d(outplanes))
+
+
+def _bottleneck_resnet(nn, layers, num_classes: int, groups: int = 1, width_per_group: int = 64):
+    """torchvision's ResNet with Bottleneck blocks (ResNet-50, ResNeXt), torchvision's module names and init."""
+    inplanes = 64
+
+    def stage(planes, blocks, stride):
+        nonlocal inplanes
+        first = nn.Bottleneck(inplanes, planes, stride, projection(nn, inplanes, planes * 4, stride), groups,
+                              width_per_group)
+        inplanes = planes * 4
+        return nn.Sequential(first, *(nn.Bottleneck(inplanes, planes, groups=groups, base_width=width_per_group)
+                                      for _ in range(blocks - 1)))
+
+    model = nn.Sequential(OrderedDict(
+        conv1=nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), bn1=nn.BatchNorm2d(64), relu=nn.ReLU(),
+        maxpool=nn.MaxPool2d(3, 2, 1), layer1=stage(64, layers[0], 1), layer2=stage(128, layers[1], 2),
+        layer3=stage(256, layers[2], 2), layer4=stage(512, layers[3], 2),
+        avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(2048, num_classes),
+    ))
+    _kaiming_normal_fan_out(nn, model)
+    return model
+
+
+def resnet50_numpy(nn, num_classes: int = 1000):
+    """torchvision's resnet50 in NumPy: [3, 4, 6, 3] Bottleneck blocks; loads its state_dict unchanged."""
+    return _bottleneck_resnet(nn, (3, 4, 6, 3), num_classes)
+
+
+def resnext50_32x4d_numpy(nn, num_classes: int = 1000):
+    """torchvision's resnext50_32x4d in NumPy: resnet50 with 32 groups of width 4 in every 3x3 conv."""
+    return _bottleneck_resnet(nn, (3, 4, 6, 3), num_classes, groups=32, width_per_group=4)
+
+
+def _make_divisible(value: float, divisor: int = 8) -> int:
+    """torchvision's channel rounding: the nearest multiple of `divisor`, never more than 10% below `value`."""
+    rounded = max(divisor, int(value + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * value else rounded
+
+
+MOBILENET_V2_SETTING = [  # expansion t, output channels c, blocks n, first stride s (torchvision's table)
+    (1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1),
+]
+
+
+def mobilenet_v2_numpy(nn, num_classes: int = 1000, dropout: float = 0.2):
+    """torchvision's mobilenet_v2 (width 1.0) in NumPy: depthwise inverted residuals, ReLU6; loads its state_dict."""
+    features, in_channels = [nn.conv_norm_activation(3, 32, stride=2)], 32
+    for t, c, n, s in MOBILENET_V2_SETTING:
+        out_channels = _make_divisible(c)
+        for index in range(n):
+            features.append(nn.InvertedResidual(in_channels, out_channels, s if index == 0 else 1, t))
+            in_channels = out_channels
+    features.append(nn.conv_norm_activation(in_channels, 1280, kernel_size=1))
+    model = nn.Sequential(OrderedDict(
+        features=nn.Sequential(*features), avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
+        classifier=nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes)),
+    ))
+    _kaiming_normal_fan_out(nn, model)
+    linear = model.classifier[1]  # torchvision: N(0, 0.01) weights, zero biases
+    linear.weight.data = nn.random.default_generator().normal(0.0, 0.01, linear.weight.shape).astype(linear.dtype)
+    linear.bias.data[...] = 0.0
+    return model
+
+
+def torchvision_model(name: str):
+    """The torch twin builder of a torchvision classification model: `torchvision.models.<name>(weights=None)`."""
+    def build(num_classes: int = 1000, **options):
+        import torchvision
+
+        return getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **options)
+
+    build.__name__ = f"{name}_torch"
+    return build
