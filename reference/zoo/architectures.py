@@ -127,7 +127,7 @@ def projection(nn, inplanes: int, outplanes: int, stride: int):
 
 
 def _bottleneck_resnet(nn, layers, num_classes: int, groups: int = 1, width_per_group: int = 64):
-    """torchvision's ResNet with Bottleneck blocks (ResNet-50, ResNeXt), torchvision's module names and init."""
+    """torchvision's ResNet with Bottleneck blocks (ResNet-50, ResNeXt) and its module names; no initialisation."""
     inplanes = 64
 
     def stage(planes, blocks, stride):
@@ -138,23 +138,21 @@ def _bottleneck_resnet(nn, layers, num_classes: int, groups: int = 1, width_per_
         return nn.Sequential(first, *(nn.Bottleneck(inplanes, planes, groups=groups, base_width=width_per_group)
                                       for _ in range(blocks - 1)))
 
-    model = nn.Sequential(OrderedDict(
+    return nn.Sequential(OrderedDict(
         conv1=nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), bn1=nn.BatchNorm2d(64), relu=nn.ReLU(),
         maxpool=nn.MaxPool2d(3, 2, 1), layer1=stage(64, layers[0], 1), layer2=stage(128, layers[1], 2),
         layer3=stage(256, layers[2], 2), layer4=stage(512, layers[3], 2),
         avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(2048, num_classes),
     ))
-    _kaiming_normal_fan_out(nn, model)
-    return model
 
 
-def resnet50_numpy(nn, num_classes: int = 1000):
-    """torchvision's resnet50 in NumPy: [3, 4, 6, 3] Bottleneck blocks; loads its state_dict unchanged."""
+def resnet50(nn, num_classes: int = 1000):
+    """torchvision's resnet50 topology: [3, 4, 6, 3] Bottleneck blocks; its state_dict loads unchanged."""
     return _bottleneck_resnet(nn, (3, 4, 6, 3), num_classes)
 
 
-def resnext50_32x4d_numpy(nn, num_classes: int = 1000):
-    """torchvision's resnext50_32x4d in NumPy: resnet50 with 32 groups of width 4 in every 3x3 conv."""
+def resnext50_32x4d(nn, num_classes: int = 1000):
+    """torchvision's resnext50_32x4d topology: resnet50 with 32 groups of width 4 in every 3x3 convolution."""
     return _bottleneck_resnet(nn, (3, 4, 6, 3), num_classes, groups=32, width_per_group=4)
 
 
@@ -169,8 +167,8 @@ MOBILENET_V2_SETTING = [  # expansion t, output channels c, blocks n, first stri
 ]
 
 
-def mobilenet_v2_numpy(nn, num_classes: int = 1000, dropout: float = 0.2):
-    """torchvision's mobilenet_v2 (width 1.0) in NumPy: depthwise inverted residuals, ReLU6; loads its state_dict."""
+def mobilenet_v2(nn, num_classes: int = 1000, dropout: float = 0.2):
+    """torchvision's mobilenet_v2 topology (width 1.0): depthwise inverted residuals, ReLU6; no initialisation."""
     features, in_channels = [nn.conv_norm_activation(3, 32, stride=2)], 32
     for t, c, n, s in MOBILENET_V2_SETTING:
         out_channels = _make_divisible(c)
@@ -178,12 +176,32 @@ def mobilenet_v2_numpy(nn, num_classes: int = 1000, dropout: float = 0.2):
             features.append(nn.InvertedResidual(in_channels, out_channels, s if index == 0 else 1, t))
             in_channels = out_channels
     features.append(nn.conv_norm_activation(in_channels, 1280, kernel_size=1))
-    model = nn.Sequential(OrderedDict(
+    return nn.Sequential(OrderedDict(
         features=nn.Sequential(*features), avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
         classifier=nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes)),
     ))
+
+
+def resnet50_numpy(nn, **options):
+    """The NumPy resnet50 with torchvision's initialisation of its convolutions."""
+    model = resnet50(nn, **options)
     _kaiming_normal_fan_out(nn, model)
-    linear = model.classifier[1]  # torchvision: N(0, 0.01) weights, zero biases
+    return model
+
+
+def resnext50_32x4d_numpy(nn, **options):
+    """The NumPy resnext50_32x4d with torchvision's initialisation of its convolutions."""
+    model = resnext50_32x4d(nn, **options)
+    _kaiming_normal_fan_out(nn, model)
+    return model
+
+
+def mobilenet_v2_numpy(nn, **options):
+    """The NumPy mobilenet_v2 with torchvision's initialisation: convolutions N(0, 2 / fan_out), the classifier's
+    weights N(0, 0.01) and zero bias."""
+    model = mobilenet_v2(nn, **options)
+    _kaiming_normal_fan_out(nn, model)
+    linear = model.classifier[1]
     linear.weight.data = nn.random.default_generator().normal(0.0, 0.01, linear.weight.shape).astype(linear.dtype)
     linear.bias.data[...] = 0.0
     return model
