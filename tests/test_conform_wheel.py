@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 USER_TEST = '''import os
 
@@ -39,6 +41,7 @@ def run(command, **kwargs):
     return result.stdout
 
 
+@pytest.mark.slow  # builds and installs a wheel: ~15 s of packaging (tox -e slow)
 def test_a_user_test_file_runs_the_checks_from_an_installed_wheel(tmp_path):
     source, dist, site, user = (tmp_path / name for name in ("source", "dist", "site", "user"))
     shutil.copytree(ROOT / "reference", source / "reference", ignore=shutil.ignore_patterns("__pycache__"))

@@ -347,8 +347,8 @@ def corrupted_state_dicts(draw, state: dict) -> tuple[str, str, dict]:
 
 
 # --- conformance strategies ---
-# Configurations of the non-layer ops of the conformance op table (conformance/ops.py): plain dicts, so that a
-# failing case prints as a copy-pasteable literal.
+# Configurations of the non-layer ops of the op database (reference.testing.conformance.database): plain dicts,
+# so that a failing case prints as a copy-pasteable literal.
 
 @st.composite
 def cross_entropy_configs(draw, max_batch=6, max_classes=7):

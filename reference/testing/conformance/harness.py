@@ -89,18 +89,16 @@ def _stage_order(key: str):
 
 @contextmanager
 def strict_torch_numerics():
-    """Conformance compares float32 with float32: no TF32 on CUDA, deterministic cuDNN algorithms."""
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    """Conformance compares float32 with float32: no TF32 on CUDA, deterministic cuDNN algorithms (through cuDNN's
+    own context manager, which also works after torch.testing's `disable_global_flags`)."""
+    saved = torch.backends.cuda.matmul.allow_tf32
     torch.backends.cuda.matmul.allow_tf32 = False
-    torch.backends.cudnn.allow_tf32 = False
-    torch.backends.cudnn.deterministic = True
-    torch.backends.cudnn.benchmark = False
     try:
-        yield
+        with torch.backends.cudnn.flags(enabled=torch.backends.cudnn.enabled, benchmark=False, deterministic=True,
+                                        allow_tf32=False):
+            yield
     finally:
-        (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32,
-         torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark) = saved
+        torch.backends.cuda.matmul.allow_tf32 = saved
 
 
 def assert_matches_torch(nn, subject, config, seed: int, dtype: str, device: str = "cpu", tier: str = "op",

@@ -161,14 +161,18 @@ class ConformanceReport:
             return
         rows = json.loads((self.directory / "conformance.json").read_text())["rows"]
         failed = [r["id"] or r["subject"] for r in rows if r["verdict"] == "FAIL"]
-        missing = sorted({f"{r['subject']} ({r['reason']})" for r in rows if r["verdict"] == "not implemented"})
+        missing = {}  # reason -> the checks it applies to
+        for r in rows:
+            if r["verdict"] == "not implemented":
+                missing.setdefault(r["reason"], []).append(f"{r['tier']} {r['subject']} {r['dtype']}")
         terminalreporter.write_sep("-", "conformance")
         terminalreporter.write_line(f"{sum(r['verdict'] == 'pass' for r in rows)} checks pass, {len(failed)} fail, "
-                                    f"{len(missing)} subjects not implemented")
+                                    f"{sum(map(len, missing.values()))} not implemented")
         for check_id in failed:
             terminalreporter.write_line(f"FAIL {check_id}")
-        for subject in missing[:40]:
-            terminalreporter.write_line(f"not implemented: {subject}")
+        for reason, where in sorted(missing.items()):
+            terminalreporter.write_line(f"not implemented ({reason}): {', '.join(where[:6])}"
+                                        + (f" and {len(where) - 6} more" if len(where) > 6 else ""))
         unmatched = (getattr(self, "summary", None) or {}).get("unmatched")
         if unmatched:
             terminalreporter.write_line(f"xfails entries that match no check: {', '.join(unmatched)}")
