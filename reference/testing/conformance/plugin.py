@@ -76,6 +76,14 @@ def _share_cores(config) -> None:
 
 
 def pytest_configure(config):
+    from .namespace import UsageError, load_namespace
+
+    impl = config.getoption("--impl", default=DEFAULT)
+    if impl != DEFAULT:
+        try:
+            load_namespace(impl)
+        except UsageError as error:
+            raise pytest.UsageError(f"--impl {impl}: {error}") from None
     _share_cores(config)
     examples = config.getoption("--conformance-max-examples", default=None)
     if examples is not None:
