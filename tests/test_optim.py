@@ -33,11 +33,42 @@ def params(*shapes, dtype=np.float64, seed=0):
     (lambda p: nn.StepLR(nn.SGD(p, lr=0.1), step_size=0), "step_size"),
     (lambda p: nn.StepLR(nn.SGD(p, lr=0.1), step_size=-2), "step_size"),
     (lambda p: nn.StepLR(nn.SGD(p, lr=0.1), step_size=1.5), "step_size"),
+    (lambda p: nn.SGD(p, lr=float("nan")), "learning rate"),
+    (lambda p: nn.Adam(p, lr=float("nan")), "learning rate"),
+    (lambda p: nn.SGD(p, lr="0.1"), "learning rate"),
+    (lambda p: nn.SGD(p, lr=0.1, momentum=float("nan")), "momentum"),
+    (lambda p: nn.SGD(p, lr=0.1, weight_decay=float("nan")), "weight_decay"),
+    (lambda p: nn.SGD(p, lr=0.1, dampening=float("nan")), "dampening"),
+    (lambda p: nn.Adam(p, eps=float("nan")), "epsilon"),
+    (lambda p: nn.Adam(p, betas=(float("nan"), 0.9)), "beta parameter at index 0"),
+    (lambda p: nn.Adam(p, betas=(0.9,)), "betas"),
+    (lambda p: nn.Adam(p, weight_decay=float("nan")), "weight_decay"),
+    (lambda p: nn.StepLR(nn.SGD(p, lr=0.1), step_size=1, gamma=float("nan")), "gamma"),
 ], ids=["sgd-lr", "sgd-momentum", "sgd-wd", "sgd-nesterov-no-momentum", "sgd-nesterov-dampening", "sgd-empty",
         "adam-lr", "adam-eps", "adam-beta1", "adam-beta2", "adam-wd", "adam-empty", "steplr-0", "steplr-negative",
-        "steplr-float"])
+        "steplr-float", "sgd-lr-nan", "adam-lr-nan", "sgd-lr-string", "sgd-momentum-nan", "sgd-wd-nan",
+        "sgd-dampening-nan", "adam-eps-nan", "adam-beta1-nan", "adam-betas-one", "adam-wd-nan", "steplr-gamma-nan"])
 def test_invalid_optimizer_arguments_raise_value_error_saying_which(make, fragment):
     with pytest.raises(ValueError, match=fragment):
+        make(params((2,)))
+
+
+@given(lr=st.floats(max_value=-1e-12, allow_infinity=True) | st.just(float("nan")))
+def test_a_negative_or_nan_learning_rate_is_rejected_by_every_optimizer(lr):
+    for make in (nn.SGD, nn.Adam):
+        with pytest.raises(ValueError, match="learning rate"):
+            make(params((2,)), lr=lr)
+
+
+@pytest.mark.parametrize("make, option", [
+    (lambda p: nn.SGD(p, lr=0.1, maximize=True), "maximize=True"),
+    (lambda p: nn.SGD(p, lr=0.1, foreach=True), "foreach=True"),
+    (lambda p: nn.Adam(p, amsgrad=True), "amsgrad=True"),
+    (lambda p: nn.Adam(p, decoupled_weight_decay=True), "decoupled_weight_decay=True"),
+    (lambda p: nn.StepLR(nn.SGD(p, lr=0.1), step_size=1, last_epoch=3), "last_epoch=3"),
+], ids=["sgd-maximize", "sgd-foreach", "adam-amsgrad", "adam-decoupled", "steplr-last-epoch"])
+def test_torch_options_not_implemented_raise_not_implemented_error_naming_them(make, option):
+    with pytest.raises(NotImplementedError, match=option):
         make(params((2,)))
 
 
