@@ -46,6 +46,16 @@ def test_input_of_wrong_rank_raises_value_error_naming_layer_and_shape(name, dat
     assert_clear(excinfo, cfg, "expected", shape)
 
 
+@pytest.mark.parametrize("layer", ["ReLU", "ReLU6", "Hardtanh", "Dropout"])
+@given(shape=rst.hnp.array_shapes(min_dims=0, max_dims=6, min_side=1, max_side=2), training=st.booleans())
+def test_elementwise_layers_take_every_rank_a_0d_array_included(layer, shape, training):
+    """torch's elementwise layers have no rank to get wrong: ours accept 0-d to 6-d alike (no error)."""
+    module = getattr(nn, layer)().train(training)
+    x = np.ones(shape, dtype=np.float32)
+    out = module(x)
+    assert out.shape == shape and module.backward(np.ones(shape, dtype=np.float32)).shape == shape
+
+
 @pytest.mark.parametrize("name", rst.CHANNEL_LAYERS)
 @given(data=st.data())
 def test_input_with_wrong_channel_count_raises_value_error_naming_expected_and_given_shape(name, data):

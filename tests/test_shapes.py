@@ -86,3 +86,23 @@ def test_basic_block_without_downsample_rejects_a_shape_change():
     block = nn.BasicBlock(2, 3)
     with pytest.raises(ValueError, match="BasicBlock.*downsample"):
         block(np.zeros((2, 2, 4, 4), dtype=np.float32))
+
+
+def adaptive_window_bounds(size: int, out: int) -> list[tuple[int, int]]:
+    """torch's adaptive windows along one axis (our own copy): [floor(i size / out), ceil((i + 1) size / out))."""
+    return [((i * size) // out, -(-((i + 1) * size) // out)) for i in range(out)]
+
+
+@pytest.mark.parametrize("layer, reduce", [("AdaptiveAvgPool2d", np.mean), ("AdaptiveMaxPool2d", np.max)])
+@given(h=st.integers(1, 9), w=st.integers(1, 9), out=st.tuples(st.integers(1, 6) | st.none(), st.integers(1, 6)),
+       seed=rst.seeds)
+def test_adaptive_pools_reduce_torchs_windows_for_any_output_size(layer, reduce, h, w, out, seed):
+    """Sizes that do not divide, outputs larger than the input and None (keep that size) all pool torch's windows."""
+    x = np.random.default_rng(seed).standard_normal((2, 3, h, w))
+    got = getattr(nn, layer)(out)(x)
+    ho, wo = h if out[0] is None else out[0], out[1]
+    assert got.shape == (2, 3, ho, wo)
+    for i, (top, bottom) in enumerate(adaptive_window_bounds(h, ho)):
+        for j, (left, right) in enumerate(adaptive_window_bounds(w, wo)):
+            np.testing.assert_allclose(got[:, :, i, j], reduce(x[:, :, top:bottom, left:right], axis=(2, 3)),
+                                       rtol=1e-12, atol=1e-12)
