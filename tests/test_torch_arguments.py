@@ -317,3 +317,20 @@ def test_linear_on_one_sample_without_batch_axis_matches_torch():
     torch.nn.functional.linear(x_torch, weight_torch).backward(torch.from_numpy(grad))
     np.testing.assert_allclose(grad_weight, weight_torch.grad.numpy(), rtol=1e-12)
     np.testing.assert_allclose(grad_x, x_torch.grad.numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("probabilities", [False, True], ids=["indices", "probabilities"])
+def test_cross_entropy_with_negative_class_weights_matches_torch(reduction, probabilities):
+    """torch accepts negative class weights (its own samples use them): loss and gradient follow the formula."""
+    rng = np.random.default_rng(0)
+    logits, weight = rng.standard_normal((3, 4)), np.array([-1.5, 0.7, -0.2, 2.0])
+    targets = rng.dirichlet(np.ones(4), size=3) if probabilities else np.array([0, 2, 3])
+    kwargs = dict(weight=weight, reduction=reduction)
+    loss = nn.CrossEntropyLoss(**kwargs)
+    value = loss(logits, targets)
+    logits_torch, expected = torch_cross_entropy(logits, targets, kwargs)
+    grad_loss = rng.uniform(0.5, 2.0, expected.shape)
+    expected.backward(torch.from_numpy(grad_loss))
+    assert_close_to_torch(value, expected, np.float64, "loss")
+    assert_close_to_torch(loss.backward(grad_loss), logits_torch.grad, np.float64, "logits gradient")

@@ -1,7 +1,8 @@
 """Cross-entropy as torch.nn.functional.cross_entropy, stable for large logits via log-sum-exp.
 
 Logits (N, C, d1, ...) are handled as M = N*d1*... rows of C classes (an unbatched (C,) as one row). Every
-variant is a loss per row of the form -sum_c a_c log p_c with non-negative coefficients a:
+variant is a loss per row of the form -sum_c a_c log p_c with coefficients a (negative only where a class
+weight is, which torch allows):
 - class-index targets t: a = (1 - eps) w_t onehot(t) + eps w / C, and a = 0 for rows whose t is ignore_index;
   'mean' divides by the sum of w_t over the rows not ignored (torch's weighted mean);
 - class-probability targets q: a = w ((1 - eps) q + eps / C); 'mean' divides by M.
@@ -123,7 +124,7 @@ def cross_entropy_backward(cache, grad_loss=1.0):
     # Rows that count for nothing (ignore_index) get exactly 0, as torch masks them, even when 'mean' divides
     # by a count of 0 (every row ignored: the loss is NaN, its gradient 0).
     with np.errstate(invalid="ignore"):
-        grad = np.where(total > 0, (probs * total - coefficients) * scale, 0).astype(probs.dtype, copy=False)
+        grad = np.where(total != 0, (probs * total - coefficients) * scale, 0).astype(probs.dtype, copy=False)
     if len(logits_shape) == 1:
         return grad[0]
     return np.moveaxis(grad.reshape(logits_shape[0], *logits_shape[2:], logits_shape[1]), -1, 1)
