@@ -334,3 +334,22 @@ def test_cross_entropy_with_negative_class_weights_matches_torch(reduction, prob
     expected.backward(torch.from_numpy(grad_loss))
     assert_close_to_torch(value, expected, np.float64, "loss")
     assert_close_to_torch(loss.backward(grad_loss), logits_torch.grad, np.float64, "logits gradient")
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda: nn.Conv2d(1, 1, 1, device="cuda"), "device='cuda'"),
+    (lambda: nn.Linear(1, 1, device="cuda:0"), "device='cuda:0'"),
+    (lambda: nn.BatchNorm2d(1, device="mps"), "device='mps'"),
+    (lambda: nn.Dropout(0.5, True), "inplace=True"),
+    (lambda: nn.CrossEntropyLoss(size_average=True), "size_average=True"),
+], ids=["conv-device", "linear-device", "batch-norm-device", "dropout-inplace", "cross-entropy-size-average"])
+def test_torch_arguments_not_implemented_raise_not_implemented_error_naming_them(make, fragment):
+    with pytest.raises(NotImplementedError, match=fragment):
+        make()
+
+
+def test_the_cpu_device_and_inplace_activations_are_accepted_as_torch():
+    assert nn.Conv2d(1, 1, 1, device="cpu").weight.shape == (1, 1, 1, 1)
+    x = np.array([-1.0, 0.5, 7.0])
+    out = nn.ReLU6(inplace=True)(x)
+    assert out is x and list(x) == [0.0, 0.5, 6.0]

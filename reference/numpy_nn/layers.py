@@ -14,6 +14,7 @@ from .module import Module, Parameter
 from .random import as_generator
 from .validation import (
     check_choice,
+    check_device,
     check_float_dtype,
     check_grad_out,
     check_input,
@@ -81,8 +82,9 @@ class Conv2d(_CachedLayer):
     """2-D cross-correlation over (N, C, H, W) or (C, H, W), as `torch.nn.Conv2d` (all its arguments)."""
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 padding_mode="zeros", *, rng=None, dtype=np.float32):
+                 padding_mode="zeros", *, rng=None, device=None, dtype=np.float32):
         super().__init__()
+        check_device("Conv2d", device)
         for name, value in (("in_channels", in_channels), ("out_channels", out_channels), ("groups", groups)):
             check_positive_int("Conv2d", name, value)
         if in_channels % groups or out_channels % groups:
@@ -146,8 +148,9 @@ class Conv2d(_CachedLayer):
 class Linear(_CachedLayer):
     """y = x W^T + b on (*, in_features), as `torch.nn.Linear`."""
 
-    def __init__(self, in_features, out_features, bias=True, *, rng=None, dtype=np.float32):
+    def __init__(self, in_features, out_features, bias=True, *, rng=None, device=None, dtype=np.float32):
         super().__init__()
+        check_device("Linear", device)
         check_positive_int("Linear", "in_features", in_features)
         check_positive_int("Linear", "out_features", out_features)
         self.in_features, self.out_features = in_features, out_features
@@ -234,10 +237,12 @@ class ReLU6(Hardtanh):
 
 
 class _DropoutBase(_CachedLayer):
-    def __init__(self, p=0.5, *, rng=None):
+    def __init__(self, p=0.5, inplace=False, *, rng=None):
         super().__init__()
         if not 0.0 <= p <= 1.0:
             raise ValueError(f"{type(self).__name__}: p must be in [0, 1], got {p}")
+        if inplace:
+            raise NotImplementedError(f"{type(self).__name__}: inplace={inplace!r} is not supported")
         self.p = float(p)
         self.rng = as_generator(rng)
 

@@ -8,16 +8,17 @@ import numpy as np
 from . import functional as F
 from .layers import _CachedLayer
 from .module import Parameter
-from .validation import check_float_dtype, check_input, check_positive_int, check_real
+from .validation import check_device, check_float_dtype, check_input, check_positive_int, check_real
 
 
 class BatchNorm2d(_CachedLayer):
     """Per-channel batch normalization of (N, C, H, W); running statistics updated exactly as torch (unbiased
     variance). Without tracked statistics (track_running_stats=False) every forward uses the batch's own."""
 
-    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, *, bias=True,
-                 dtype=np.float32):
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True, track_running_stats=True, device=None,
+                 dtype=np.float32, *, bias=True):
         super().__init__()
+        check_device("BatchNorm2d", device)
         check_positive_int("BatchNorm2d", "num_features", num_features)
         self.eps = check_real("BatchNorm2d", "eps", eps, 0.0, low_open=True)
         self.momentum = None if momentum is None else check_real("BatchNorm2d", "momentum", momentum, 0.0, 1.0)

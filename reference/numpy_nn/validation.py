@@ -132,3 +132,9 @@ def _expected_shape(ndim: int, channels: int | None) -> str:
     if channels is not None:
         names[1] = str(channels)
     return "(" + ", ".join(names) + ")"
+
+
+def check_device(layer: str, device) -> None:
+    """torch's `device` argument: None or the CPU, where NumPy runs; any other device is not implemented."""
+    if device is not None and str(device) != "cpu":
+        raise NotImplementedError(f"{layer}: device={device!r} is not supported (NumPy layers run on the CPU)")
