@@ -65,7 +65,7 @@ class _CachedLayer(Module):
 
     def _spatial_input(self, x, dtype=None, channels: int | None = None) -> np.ndarray:
         """Check an (N, C, H, W) or (C, H, W) input and return it as (N, C, H, W)."""
-        check_spatial_input(repr(self), x, dtype, channels)
+        check_spatial_input(self, x, dtype, channels)
         self._unbatched = x.ndim == 3
         return x[None] if self._unbatched else x
 
@@ -115,7 +115,7 @@ class Conv2d(_CachedLayer):
     def forward(self, x):
         x = self._spatial_input(x, self.dtype, self.in_channels)
         (top, bottom), (left, right) = sides = self._sides()
-        check_spatial_fits(repr(self), x, self.kernel_size, sides if isinstance(self.padding, str) else self.padding,
+        check_spatial_fits(self, x, self.kernel_size, sides if isinstance(self.padding, str) else self.padding,
                            self.dilation)
         padding = self.padding
         self._pad_cache = None
@@ -160,10 +160,10 @@ class Linear(_CachedLayer):
         self._parameters["bias"] = Parameter(_uniform(rng, bound, (out_features,), dtype)) if bias else None
 
     def forward(self, x):
-        check_float_dtype(repr(self), x, self.dtype)
+        check_float_dtype(self, x, self.dtype)
         if x.ndim < 1 or x.shape[-1] != self.in_features:
             raise ValueError(f"{self!r}: expected input of shape (*, {self.in_features}), got {x.shape}")
-        check_input(repr(self), x)
+        check_input(self, x)
         bias = None if self.bias is None else self.bias.data
         return self._save(*F.linear_forward(x, self.weight.data, bias))
 
@@ -264,8 +264,8 @@ class Dropout(_DropoutBase):
     """Zeroes elements with probability p in training and scales the rest by 1/(1-p); identity in eval."""
 
     def forward(self, x):
-        check_float_dtype(repr(self), x)
-        check_input(repr(self), x)
+        check_float_dtype(self, x)
+        check_input(self, x)
         if not self.training:
             return self._save(x, None)
         return self._save(*F.dropout_forward(x, self.p, self.rng))
@@ -276,10 +276,10 @@ class Dropout2d(_DropoutBase):
     (N, C, L), as torch's dropout2d currently reads it (torch warns that this will change)."""
 
     def forward(self, x):
-        check_float_dtype(repr(self), x)
+        check_float_dtype(self, x)
         if x.ndim not in (3, 4):
             raise ValueError(f"{self!r}: expected input of shape (N, C, H, W) or (N, C, L), got {x.shape}")
-        check_input(repr(self), x)
+        check_input(self, x)
         if not self.training:
             return self._save(x, None)
         return self._save(*F.dropout2d_forward(x, self.p, self.rng))

@@ -36,8 +36,8 @@ class BatchNorm2d(_CachedLayer):
         return super().dtype or (None if self.running_mean is None else self.running_mean.dtype)
 
     def forward(self, x):
-        check_float_dtype(repr(self), x, self.dtype)
-        check_input(repr(self), x, ndim=4, channels=self.num_features)
+        check_float_dtype(self, x, self.dtype)
+        check_input(self, x, ndim=4, channels=self.num_features)
         weight = None if self.weight is None else self.weight.data
         bias = None if self.bias is None else self.bias.data
         if not self.training and self.track_running_stats:

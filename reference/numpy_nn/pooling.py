@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import functional as F
+from .functional.pooling import output_size
 from .layers import _CachedLayer, without_trailing_defaults
 from .validation import int_pair, is_int
 
@@ -29,7 +30,7 @@ class _Pool2d(_CachedLayer):
         """Check an (N, C, H, W) or (C, H, W) input whose pooled size is at least 1x1; return it batched."""
         x = self._spatial_input(x)
         given = x.shape[1:] if self._unbatched else x.shape
-        out = F.pool_output_size(*x.shape[2:], self.kernel_size, self.stride, self.padding, dilation, self.ceil_mode)
+        out = output_size(x.shape[2:], self.kernel_size, self.stride, self.padding, dilation, self.ceil_mode)
         if min(out) < 1:
             raise ValueError(f"{self!r}: input spatial size {x.shape[2:]} with padding {self.padding} is smaller "
                              f"than kernel {self.kernel_size}; got input shape {given}")

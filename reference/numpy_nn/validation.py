@@ -1,4 +1,7 @@
-"""Input checks shared by the NumPy modules: each error names the layer, what it expected and what it got."""
+"""Input checks shared by the NumPy modules: each error names the layer, what it expected and what it got.
+
+`layer` is the name in messages: a string, or the module itself (formatted only when an error is raised, so that
+a module's repr costs nothing on the way through)."""
 
 from __future__ import annotations
 
@@ -11,7 +14,7 @@ class StateDictError(ValueError):
     """A state_dict does not fit the module (missing/unexpected keys, wrong shapes or dtypes)."""
 
 
-def check_float_dtype(layer: str, x, expected: np.dtype | None = None) -> None:
+def check_float_dtype(layer, x, expected: np.dtype | None = None) -> None:
     """Require a float32/float64 ndarray, and the parameters' dtype when `expected` is given."""
     if not isinstance(x, np.ndarray):
         raise TypeError(f"{layer}: expected a numpy.ndarray, got {type(x).__name__}")
@@ -25,7 +28,7 @@ def check_float_dtype(layer: str, x, expected: np.dtype | None = None) -> None:
 
 
 def check_input(
-    layer: str,
+    layer,
     x: np.ndarray,
     *,
     ndim: int | None = None,
@@ -43,7 +46,7 @@ def check_input(
         raise ValueError(f"{layer}: expected input of shape {_expected_shape(x.ndim, channels)}, got {x.shape}")
 
 
-def check_spatial_input(layer: str, x, dtype: np.dtype | None = None, channels: int | None = None) -> None:
+def check_spatial_input(layer, x, dtype: np.dtype | None = None, channels: int | None = None) -> None:
     """Require a float (N, C, H, W) or unbatched (C, H, W) array, with `channels` channels when given."""
     check_float_dtype(layer, x, dtype)
     c = "C" if channels is None else str(channels)
@@ -56,7 +59,7 @@ def check_spatial_input(layer: str, x, dtype: np.dtype | None = None, channels: 
         raise ValueError(f"{layer}: {expected}, got {x.shape}")
 
 
-def check_spatial_fits(layer: str, x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int],
+def check_spatial_fits(layer, x: np.ndarray, kernel: tuple[int, int], padding: tuple[int, int],
                        dilation: tuple[int, int] = (1, 1)) -> None:
     """Require the padded input to be at least as large as the (dilated) kernel (else the output would be empty).
 
@@ -72,7 +75,7 @@ def check_spatial_fits(layer: str, x: np.ndarray, kernel: tuple[int, int], paddi
         )
 
 
-def check_grad_out(layer: str, grad_out, expected_shape: tuple[int, ...] | None, dtype: np.dtype) -> None:
+def check_grad_out(layer, grad_out, expected_shape: tuple[int, ...] | None, dtype: np.dtype) -> None:
     """Require backward to follow a forward, with an upstream gradient of the output's shape and dtype."""
     if expected_shape is None:
         raise RuntimeError(f"{layer}.backward called before forward")
@@ -84,7 +87,7 @@ def check_grad_out(layer: str, grad_out, expected_shape: tuple[int, ...] | None,
         )
 
 
-def check_positive_int(layer: str, name: str, value) -> None:
+def check_positive_int(layer, name: str, value) -> None:
     """Constructor check for sizes such as channels or features."""
     if not is_int(value) or value < 1:
         raise ValueError(f"{layer}: {name} must be a positive int, got {value!r}")
@@ -95,7 +98,7 @@ def is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
-def int_pair(layer: str, name: str, value, minimum: int | None = None, lengths=(1, 2)) -> tuple[int, int]:
+def int_pair(layer, name: str, value, minimum: int | None = None, lengths=(1, 2)) -> tuple[int, int]:
     """(a, b) from an int or a tuple/list of `lengths` ints, as torch's 2-D layers read their size arguments."""
     if isinstance(value, (tuple, list)) and len(value) in lengths and is_int(value[0]) and is_int(value[-1]):
         pair = (int(value[0]), int(value[-1]))
@@ -109,13 +112,13 @@ def int_pair(layer: str, name: str, value, minimum: int | None = None, lengths=(
     return pair
 
 
-def check_choice(layer: str, name: str, value, choices) -> None:
+def check_choice(layer, name: str, value, choices) -> None:
     """A string option such as reduction or padding_mode: one of `choices`."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{layer}: {name} must be one of {list(choices)}, got {name}={value!r}")
 
 
-def check_real(layer: str, name: str, value, low=-np.inf, high=np.inf, low_open=False) -> float:
+def check_real(layer, name: str, value, low=-np.inf, high=np.inf, low_open=False) -> float:
     """A real number in [low, high] ((low, high] with low_open), as a float; NaN is always refused."""
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
         raise TypeError(f"{layer}: {name} must be a real number, got {value!r}")
@@ -134,7 +137,7 @@ def _expected_shape(ndim: int, channels: int | None) -> str:
     return "(" + ", ".join(names) + ")"
 
 
-def check_device(layer: str, device) -> None:
+def check_device(layer, device) -> None:
     """torch's `device` argument: None or the CPU, where NumPy runs; any other device is not implemented."""
     if device is not None and str(device) != "cpu":
         raise NotImplementedError(f"{layer}: device={device!r} is not supported (NumPy layers run on the CPU)")

@@ -20,9 +20,10 @@ def _sides(padding):
     return (ph, ph), (pw, pw)
 
 
-def _window_slices(i, j, out_size, stride, dilation=1):
-    """Row and column slices of a padded input that pick, for kernel offset (i, j), one pixel per output window."""
-    (ho, wo), (sh, sw), (dh, dw) = out_size, _pair(stride), _pair(dilation)
+def _window_slices(i, j, out_size, stride, dilation=(1, 1)):
+    """Row and column slices of a padded input that pick, for kernel offset (i, j), one pixel per output window
+    (stride and dilation as pairs)."""
+    (ho, wo), (sh, sw), (dh, dw) = out_size, stride, dilation
     return slice(i * dh, i * dh + sh * (ho - 1) + 1, sh), slice(j * dw, j * dw + sw * (wo - 1) + 1, sw)
 
 

@@ -22,10 +22,15 @@ def _axis_output_size(size, kernel, stride, padding, dilation, ceil_mode):
 
 def pool_output_size(h, w, kernel_size, stride, padding, dilation=1, ceil_mode=False):
     """Output (Ho, Wo) of pooling windows over (H, W), torch's formula (floor, or ceil with ceil_mode)."""
-    args = zip((h, w), *(int_pair("pool_output_size", name, value) for name, value in
-                         (("kernel_size", kernel_size), ("stride", stride), ("padding", padding),
-                          ("dilation", dilation))), strict=True)
-    return tuple(_axis_output_size(*axis, ceil_mode) for axis in args)
+    pairs = (int_pair("pool_output_size", name, value) for name, value in
+             (("kernel_size", kernel_size), ("stride", stride), ("padding", padding), ("dilation", dilation)))
+    return output_size((h, w), *pairs, ceil_mode)
+
+
+def output_size(size, kernel, stride, padding, dilation, ceil_mode):
+    """pool_output_size for already checked pairs (the modules' and check_pool's fast path)."""
+    return tuple(_axis_output_size(*axis, ceil_mode) for axis in zip(size, kernel, stride, padding, dilation,
+                                                                       strict=True))
 
 
 def check_pool(owner, x, kernel_size, stride, padding, dilation=1, ceil_mode=False):
@@ -43,7 +48,7 @@ def check_pool(owner, x, kernel_size, stride, padding, dilation=1, ceil_mode=Fal
     if any(2 * p > k for p, k in zip(padding, kernel, strict=True)):
         raise ValueError(f"{owner}: padding should be at most half of kernel_size, got padding={padding}, "
                          f"kernel_size={kernel}")
-    out = pool_output_size(*x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
+    out = output_size(x.shape[2:], kernel, stride, padding, dilation, ceil_mode)
     if min(out) < 1:
         raise ValueError(f"{owner}: input {x.shape} is too small for kernel_size={kernel}, padding={padding}, "
                          f"dilation={dilation} (output size {out})")
