@@ -10,7 +10,7 @@ functional that mirrors it, forward and backward (a seeded random upstream gradi
 - `crashed`: any other exception, or a refusal that does not name the layer: a cryptic crash.
 Dropout is random: its samples are judged on shape and statistics only (kept entries scaled by 1 / (1 - p),
 whole channels for dropout2d, identity in eval). `torch.testing._internal` is private: where it is missing
-(or its test dependency `expecttest` is) the test skips with the reason.
+(or its test dependency `expecttest` is) the test skips with the reason; it is imported only when the test runs.
 """
 
 from __future__ import annotations
@@ -23,12 +23,6 @@ import torch
 
 from reference import numpy_nn as nnp
 from reference.numpy_nn import functional as F
-
-try:
-    from torch.testing._internal.common_methods_invocations import op_db
-    from torch.testing._internal.common_modules import module_db
-except Exception as error:  # noqa: BLE001 - ImportError, or a missing test dependency raised inside torch
-    pytest.skip(f"torch's sample inputs are not importable here: {error!r}", allow_module_level=True)
 
 pytestmark = pytest.mark.slow
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -301,8 +295,20 @@ MODULES = ["Conv2d", "MaxPool2d", "AvgPool2d", "AdaptiveAvgPool2d", "AdaptiveMax
            "ReLU", "ReLU6", "Hardtanh", "CrossEntropyLoss"]
 
 
+def databases():
+    """torch's op_db and module_db, imported only when this (slow) test runs: importing torch.testing._internal
+    changes global torch flags (it disables cuDNN/TF32 flags), which must not leak into other tests' workers."""
+    try:
+        from torch.testing._internal.common_methods_invocations import op_db
+        from torch.testing._internal.common_modules import module_db
+    except Exception as error:  # noqa: BLE001 - ImportError, or a missing test dependency raised inside torch
+        pytest.skip(f"torch's sample inputs are not importable here: {error!r}")
+    return op_db, module_db
+
+
 def op_samples():
     """(label, runner, sample, dtype) for every OpInfo sample of OP_RUNNERS' ops and ModuleInfo sample of MODULES."""
+    op_db, module_db = databases()
     for op in op_db:
         name = op.name + (f".{op.variant_test_name}" if op.variant_test_name else "")
         if name in OP_RUNNERS:
