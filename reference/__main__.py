@@ -60,7 +60,7 @@ def _add_calibrate(subparsers) -> None:
     p.add_argument("--variants", nargs="+", metavar="NAME", choices=list(VARIANTS),
                    help=f"emulated machines (default all: {', '.join(VARIANTS)})")
     p.add_argument("--faults", nargs="+", metavar="NAME", choices=list(FAULTS),
-                   help=f"injected faults (default all: {', '.join(FAULTS)})")
+                   help=f"injected faults (default all: {', '.join(FAULTS)})".replace("%", "%%"))
     p.add_argument("--fault-models", nargs="+", metavar="NAME",
                    help=f"models the faults are injected into (default: {' '.join(DEFAULT_FAULT_MODELS)})")
     p.add_argument("--fault-seeds", type=int, default=10, help="seeds per fault (default 10)")

@@ -1,6 +1,7 @@
 """`python -m reference accuracy`: train the zoo on one dataset, gate each run against its baseline, report.
 
-Exit status: 0 when every run passes, 1 on a regression, a floor miss or a missing baseline, 2 on a usage
+Exit status: 0 when every run passes, 1 on a regression, a floor miss, a missing baseline or a diverged
+training run (non-finite loss), 2 on a usage
 error found before any training (unknown model, no CUDA, MNIST not on disk, a damaged baseline, a report
 folder that cannot be written, an option out of range): the message says what to do.
 """
@@ -124,8 +125,13 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
         results, records, trained = [], [], {}
         for key, path in paths.items():
             _, model, fw, run_device = key
-            trained[key] = [train(model, fw, data, device=run_device, seed=s, epochs=epochs, threads=threads or None,
-                                  jitter=jitter, quiet=quiet) for s in range(seed, seed + seeds)]
+            try:
+                trained[key] = [train(model, fw, data, device=run_device, seed=s, epochs=epochs,
+                                      threads=threads or None, jitter=jitter, quiet=quiet)
+                                for s in range(seed, seed + seeds)]
+            except FloatingPointError as error:
+                print(f"error: training diverged: {error}; no report written", file=sys.stderr)
+                return 1
             for result in trained[key]:
                 records.append(gate_run(result, baselines[key], _display(path)))
             results.append(trained[key][0])

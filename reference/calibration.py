@@ -83,6 +83,8 @@ def run_calibration(*, dataset: str = "digits", models: list[str] | None = None,
     variants = variants or list(VARIANTS)
     try:
         check_options(None, FIRST_SEED, seeds, 1, None)
+        if jobs < 0 or fault_seeds < 0:
+            raise UsageError(f"--jobs and --fault-seeds must be 0 or more, got {jobs} and {fault_seeds}")
         unknown = [v for v in variants if v not in VARIANTS] + [f for f in faults or () if f not in FAULTS]
         if unknown:
             raise UsageError(f"unknown variant or fault {unknown}; variants: {list(VARIANTS)}, faults: {list(FAULTS)}")
@@ -105,7 +107,9 @@ def run_calibration(*, dataset: str = "digits", models: list[str] | None = None,
         summary = summarize(outcomes, baselines, data.name, len(data.y_test))
         write_calibration(output.staging, summary)
         output.publish()
-        if update_floors:
+        if update_floors and summary["false_alarms"]:
+            print("floors not recorded: clean runs failed their gate, so the gate is not calibrated", file=sys.stderr)
+        elif update_floors:
             record_floors(summary, baselines)
     print(markdown(summary))
     print(f"report: {output.path / 'calibration.md'} ({len(cells)} runs in {time.perf_counter() - started:.0f}s)")
@@ -127,7 +131,7 @@ def execute(cells: list[Cell], dataset: str, data_dir, jobs: int, quiet: bool) -
         by_env[tuple(sorted(VARIANTS[cell.variant].env.items()))].append(cell)
     done = {}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter reads ATEN_CPU_CAPABILITY at torch import
-    with tqdm(total=len(cells), desc="calibration runs", unit="run", disable=True if quiet else None) as bar:
+    with tqdm(total=len(cells), desc="calibration runs", unit="run", disable=quiet, mininterval=30) as bar:
         for env, group in by_env.items():
             with ProcessPoolExecutor(min(jobs, len(group)), mp_context=context, initializer=_set_environment,
                                      initargs=(dict(env),)) as pool:
@@ -159,9 +163,13 @@ def train_cell(cell: Cell, dataset: str, data_dir) -> dict:
     if fault is not None:
         recipe = fault.recipe(recipe) if fault.recipe else recipe
         data = fault.data(data, cell.seed) if fault.data else data
-    with fault.applied() if fault else contextlib.nullcontext():
-        result = train(cell.model, cell.framework, data, device=cell.device, seed=cell.seed, recipe=recipe,
-                       threads=variant.threads, jitter=cell.seed if variant.jitter else None)
+    try:
+        with fault.applied() if fault else contextlib.nullcontext():
+            result = train(cell.model, cell.framework, data, device=cell.device, seed=cell.seed, recipe=recipe,
+                           threads=variant.threads, jitter=cell.seed if variant.jitter else None)
+    except FloatingPointError as error:  # the accuracy job fails such a run too: no example counts as right
+        return {"accuracy": 0.0, "correct": gate.encode_correct(np.zeros(len(data.y_test), bool)),
+                "seconds": None, "diverged": str(error)}
     return {"accuracy": result.accuracy, "correct": gate.encode_correct(result.correct),
             "seconds": result.train_seconds}
 
@@ -181,6 +189,7 @@ def summarize(outcomes: list[tuple[Cell, dict]], baselines: dict, dataset: str, 
                "threshold": threshold, "committed_floor": baseline.floor, "floor": floor,
                "clean_runs": len(clean), "clean_mean": float(accuracies.mean()), "clean_sd": float(accuracies.std()),
                "lowest": float(accuracies.min()), "false_alarms": sum(v != gate.PASS for v in verdicts),
+               "diverged": sum("diverged" in o for _, o in clean),
                "by_variant": _by_variant(clean), "faults": _faults(outcomes, run, baseline, gating_floor)}
         rows.append(row)
     return {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "alpha": gate.ALPHA,
@@ -207,6 +216,7 @@ def _faults(outcomes: list, run: tuple, baseline, floor: float) -> dict:
         if (cell.model, cell.framework, cell.device) == run and cell.fault is not None:
             groups[cell.fault].append(outcome)
     return {name: {"runs": len(found), "detected": sum(_verdict(o, baseline, floor) in gate.FAILING for o in found),
+                   "diverged": sum("diverged" in o for o in found),
                    "mean": float(np.mean([o["accuracy"] for o in found])),
                    "accuracies": [o["accuracy"] for o in found], "description": FAULTS[name].description}
             for name, found in groups.items()}
@@ -239,10 +249,14 @@ def markdown(summary: dict) -> str:
         lines += ["", "| fault | " + " | ".join(f"{r['model']} {r['framework']}" for r in summary["rows"]) + " |",
                   "| --- |" + " ---: |" * len(summary["rows"])]
         for name in faults:
-            cells = [f"{f['detected']}/{f['runs']} ({f['mean']:.3f})" if (f := r["faults"].get(name)) else "—"
-                     for r in summary["rows"]]
+            cells = [f"{f['detected']}/{f['runs']} ({f['mean']:.3f}{_diverged(f)})" if (f := r["faults"].get(name))
+                     else "—" for r in summary["rows"]]
             lines.append(f"| {name}: {FAULTS[name].description} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _diverged(fault: dict) -> str:
+    return f", {fault['diverged']} diverged" if fault["diverged"] else ""
 
 
 def write_calibration(folder, summary: dict) -> None:
@@ -254,6 +268,7 @@ def write_calibration(folder, summary: dict) -> None:
             f"Clean runs: unchanged code, seeds from {FIRST_SEED}, on every emulated machine; a false alarm is any "
             f"failing verdict. Threshold: the regression bound (false-alarm rate {gate.ALPHA} per run). Floor: "
             f"lowest clean accuracy minus {FLOOR_MARGIN_SD:g} binomial standard errors. Faults: detected/runs "
-            "(mean accuracy).", "", markdown(summary), "", "![distributions](calibration.png)", ""]
+            "(mean accuracy; a diverged run, stopped by a non-finite loss, counts as accuracy 0).", "",
+            markdown(summary), "", "![distributions](calibration.png)", ""]
     (folder / "calibration.md").write_text("\n".join(text))
     calibration_plot(summary, folder / "calibration.png")

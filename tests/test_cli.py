@@ -21,11 +21,11 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
 def test_help_lists_the_subcommands():
     result = run_cli("--help")
     assert result.returncode == 0, result.stderr
-    for command in ("accuracy", "fetch", "models"):
+    for command in ("accuracy", "calibrate", "fetch", "models"):
         assert command in result.stdout
 
 
-@pytest.mark.parametrize("command", ["accuracy", "fetch"])
+@pytest.mark.parametrize("command", ["accuracy", "calibrate", "fetch"])
 def test_each_subcommand_has_help(command):
     result = run_cli(command, "--help")
     assert result.returncode == 0, result.stderr

@@ -203,3 +203,13 @@ def test_write_all_restores_every_file_when_one_replacement_fails(tmp_path, monk
         write_all({path: {"new": True} for path in paths})
     assert {path: path.read_bytes() for path in paths[:2]} == before and not paths[2].exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]  # no temporary file left behind
+
+
+def test_a_diverged_training_run_is_a_one_line_failure(tmp_path, capsys, monkeypatch):
+    def diverging(model, *args, **kwargs):
+        raise FloatingPointError(f"{model} (numpy, cpu): non-finite loss nan at epoch 4, step 34")
+
+    monkeypatch.setattr(accuracy, "train", diverging)
+    assert run(tmp_path) == 1
+    assert "training diverged: tiny_cnn (numpy, cpu): non-finite loss" in one_line_error(capsys)
+    assert not (tmp_path / "report").exists()
