@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from benchmarks.training import dataset_or_skip
-from benchmarks.zoo_ops import model_batch
+from benchmarks.zoo_ops import model_batch, trained_models
 from reference import zoo
 from reference.train import TorchStepper
 
@@ -36,7 +36,7 @@ def trainer(name: str, recipe: zoo.TrainRecipe, device: torch.device):
     return stepper.model, stepper.step
 
 
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("name", trained_models())
 def test_cuda_training_step(bench, cudnn_benchmark, name):
     entry = zoo.spec(name)
     recipe = entry.recipes[entry.default_dataset]

@@ -2,7 +2,9 @@
 
 Cases come from recording one training forward of each zoo model (`zoo_ops.zoo_op_cases`). The torch side
 runs with gradients enabled (forward) or replays the graph's backward (`torch.autograd.grad`), so both
-sides keep and use what the backward needs. Convolutions are also timed forward and backward together.
+sides keep and use what the backward needs. Convolutions are also timed forward and backward together, and so
+are the depthwise, grouped and dilated convolutions of torchvision's mobilenet_v2, resnext50_32x4d and resnet50
+with dilation at 2x3x64x64 (`zoo_ops.torchvision_conv_cases`), each kind its own op family in the report.
 """
 
 import copy
@@ -12,10 +14,11 @@ import pytest
 import torch
 
 import reference
-from benchmarks.zoo_ops import OPS, as_torch, zoo_op_cases
+from benchmarks.zoo_ops import OPS, as_torch, conv_kind, torchvision_conv_cases, zoo_op_cases
 
 CASES = zoo_op_cases()
 CONV_CASES = [case for case in CASES if case.op == "conv2d"]
+TORCHVISION_CONV_CASES = torchvision_conv_cases()
 pytestmark = pytest.mark.benchmark
 
 
@@ -68,14 +71,25 @@ def test_op_backward(bench, case):
                   models=case.models)
 
 
-@pytest.mark.parametrize("case", CONV_CASES, ids=[case.id for case in CONV_CASES])
-def test_conv_forward_and_backward(bench, case):
+def compare_conv_forward_and_backward(bench, case, name: str):
+    """Time conv2d forward + backward of `case` in both frameworks (and the --against revision); row `name`."""
     op = OPS["conv2d"]
     forward, _ = op.functions(reference)
     grad = upstream_grad(forward(*case.args)[0])
     torch_args, leaves = as_torch(case.args)
     torch_grad = torch.from_numpy(grad)
     make = backward_call(case, grad, with_forward=True)
-    bench.compare(f"fwd+bwd {case.label}", "op forward+backward", make(reference),
+    bench.compare(name, "op forward+backward", make(reference),
                   lambda: torch.autograd.grad(op.torch(*torch_args), leaves, torch_grad), against=make,
                   models=case.models, min_rounds=15)
+
+
+@pytest.mark.parametrize("case", CONV_CASES, ids=[case.id for case in CONV_CASES])
+def test_conv_forward_and_backward(bench, case):
+    compare_conv_forward_and_backward(bench, case, f"fwd+bwd {case.label}")
+
+
+@pytest.mark.parametrize("case", TORCHVISION_CONV_CASES, ids=[case.id for case in TORCHVISION_CONV_CASES])
+def test_torchvision_conv_forward_and_backward(bench, case):
+    """The family of a case is its kind: "fwd+bwd conv2d[depthwise]", "[grouped]" or "[dilated]"."""
+    compare_conv_forward_and_backward(bench, case, f"fwd+bwd conv2d[{conv_kind(case)}] {case.label[len('conv2d '):]}")

@@ -1,8 +1,11 @@
 """The ops the zoo really runs: every functional call of each model's training forward at its recipe's batch size.
 
-`zoo_op_cases()` runs one forward and loss of every zoo model (NumPy, training mode) with the functional
-layer calls recorded, and returns each distinct call once (op, arguments, which models make it). `OPS`
-pairs each NumPy op with its torch.nn.functional twin, so a case can be replayed in both frameworks.
+`zoo_op_cases()` runs one forward and loss of every zoo model that trains (NumPy, training mode) with the
+functional layer calls recorded, and returns each distinct call once (op, arguments, which models make it).
+`torchvision_conv_cases()` does the same for the convolutions with groups or dilation of the models that are
+checked but never trained (torchvision's mobilenet_v2, resnext50_32x4d, resnet50 with dilation) at their
+model-tier input, 2x3x64x64. `OPS` pairs each NumPy op with its torch.nn.functional twin, so a case can be
+replayed in both frameworks.
 """
 
 from __future__ import annotations
@@ -108,28 +111,63 @@ def _recording(calls: list[tuple[str, tuple]]):
             setattr(F, OPS[op].forward, forward)
 
 
-def model_batch(name: str, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """A random float32 batch (x, y) of model `name` at its default recipe's batch size."""
+def trained_models() -> list[str]:
+    """The zoo models with a training recipe (torchvision's big models are checked, never trained)."""
+    return [name for name in zoo.names() if zoo.spec(name).recipes]
+
+
+def model_batch(name: str, seed: int = 0, batch_size: int | None = None, input_shape=None):
+    """A random float32 batch (x, y) of model `name` at its default recipe's batch size (or the one given)."""
     entry = zoo.spec(name)
-    batch_size = entry.recipes[entry.default_dataset].batch_size
+    batch_size = batch_size or entry.recipes[entry.default_dataset].batch_size
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((batch_size, *entry.input_shape), dtype=np.float32)
+    x = rng.standard_normal((batch_size, *(input_shape or entry.input_shape)), dtype=np.float32)
     return x, rng.integers(0, entry.num_classes, batch_size)
 
 
+def _record_model(cases: dict, label: str, model, x, y) -> None:
+    """Add each distinct functional call of one training forward and loss of `model` to `cases`."""
+    calls: list[tuple[str, tuple]] = []
+    with _recording(calls):
+        numpy_nn.CrossEntropyLoss()(model.train()(x), y)
+    for op, args in calls:
+        case = cases.setdefault(OpCase(op, args, []).label, OpCase(op, args, []))
+        if label not in case.models:
+            case.models.append(label)
+
+
 def zoo_op_cases() -> list[OpCase]:
-    """Each distinct functional call of the zoo's training forward passes, in first-use order."""
+    """Each distinct functional call of the training forward passes of the zoo models that train, in first-use
+    order."""
+    cases: dict[str, OpCase] = {}
+    for name in trained_models():
+        _record_model(cases, name, zoo.build(name, "numpy"), *model_batch(name))
+    return list(cases.values())
+
+
+def conv_kind(case: OpCase) -> str | None:
+    """'depthwise' (one filter per channel), 'grouped' or 'dilated' for a conv2d case; None for a plain one."""
+    arguments = inspect.signature(F.conv2d_forward).bind(*case.args).arguments
+    groups, dilation = arguments.get("groups", 1), arguments.get("dilation", 1)
+    if groups > 1:
+        return "depthwise" if groups == arguments["x"].shape[1] == arguments["weight"].shape[0] else "grouped"
+    return "dilated" if dilation not in (1, (1, 1)) else None
+
+
+def torchvision_conv_cases() -> list[OpCase]:
+    """The distinct conv2d calls with groups or dilation of one training forward of each zoo model (and variant)
+    that has no training recipe, at its model-tier batch and input (2x3x64x64)."""
     cases: dict[str, OpCase] = {}
     for name in zoo.names():
-        calls: list[tuple[str, tuple]] = []
-        model, (x, y) = zoo.build(name, "numpy"), model_batch(name)
-        with _recording(calls):
-            numpy_nn.CrossEntropyLoss()(model.train()(x), y)
-        for op, args in calls:
-            case = cases.setdefault(OpCase(op, args, []).label, OpCase(op, args, []))
-            if name not in case.models:
-                case.models.append(name)
-    return list(cases.values())
+        spec = zoo.spec(name)
+        if spec.recipes:
+            continue
+        for label, variant in [(name, None), *spec.quirks.variants.items()]:
+            options = variant.options if variant else {}
+            batch_size, shape = (variant.batch, variant.input_shape) if variant else (spec.quirks.batch, None)
+            _record_model(cases, label, zoo.build(name, "numpy", **options),
+                          *model_batch(name, batch_size=batch_size, input_shape=shape))
+    return [case for case in cases.values() if case.op == "conv2d" and conv_kind(case)]
 
 
 def as_torch(args: tuple) -> tuple[tuple, list[torch.Tensor]]:

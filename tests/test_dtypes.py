@@ -37,7 +37,8 @@ def test_layer_forward_and_backward_keep_the_input_dtype(name, data, dtype, trai
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", zoo.names())
+@pytest.mark.parametrize("name", [pytest.param(name, marks=[pytest.mark.slow] if zoo.spec(name).quirks.slow else [])
+                                  for name in zoo.names()])
 def test_zoo_model_forward_backward_and_state_keep_the_dtype(name, dtype):
     model = zoo.build(name, "numpy", seed=0).to(dtype)
     c, h, w = zoo.spec(name).input_shape

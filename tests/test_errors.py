@@ -186,7 +186,8 @@ def _windows_covering(index, size, kernel, stride, padding):
 def affected_outputs(cfg, pos, training) -> np.ndarray:
     """Oracle: the outputs that depend on input element `pos` (boolean, output-shaped)."""
     mask = np.zeros(cfg.output_shape, dtype=bool)
-    if cfg.layer in ("ReLU", "Dropout", "Dropout2d", "Flatten") or (cfg.layer == "BatchNorm2d" and not training):
+    elementwise_layers = ("ReLU", "ReLU6", "Hardtanh", "Dropout", "Dropout2d", "Flatten")
+    if cfg.layer in elementwise_layers or (cfg.layer == "BatchNorm2d" and not training):
         elementwise = np.zeros(cfg.input_shape, dtype=bool)
         elementwise[pos] = True
         return elementwise.reshape(cfg.output_shape)
@@ -194,9 +195,10 @@ def affected_outputs(cfg, pos, training) -> np.ndarray:
         mask[pos[0]] = True
     elif cfg.layer == "BatchNorm2d":  # training: the batch statistics of the channel
         mask[:, pos[1]] = True
-    elif cfg.layer == "AdaptiveAvgPool2d":
-        (h, w), (ho, wo) = cfg.input_shape[2:], cfg.output_shape[2:]
-        mask[pos[0], pos[1], pos[2] // (h // ho), pos[3] // (w // wo)] = True
+    elif cfg.layer in ("AdaptiveAvgPool2d", "AdaptiveMaxPool2d"):  # torch's windows [floor(iH/Ho), ceil((i+1)H/Ho))
+        rows, cols = ([i for i in range(out) if i * size // out <= p < -(-(i + 1) * size // out)]
+                      for p, size, out in zip(pos[2:], cfg.input_shape[2:], cfg.output_shape[2:], strict=True))
+        mask[pos[0], pos[1], np.ix_(rows, cols)[0], np.ix_(rows, cols)[1]] = True
     else:  # Conv2d (every output channel) and the pools (the same channel)
         k = cfg.kwargs
         kernel, padding = rst.pair(k["kernel_size"]), rst.pair(k["padding"])
@@ -221,6 +223,8 @@ def test_non_finite_input_makes_exactly_the_outputs_that_depend_on_it_non_finite
     with np.errstate(invalid="ignore", over="ignore"):  # inf - inf = NaN is the point here
         out = module(x)
     expected = affected_outputs(cfg, pos, training)
+    if name in ("ReLU6", "Hardtanh") and np.isinf(value):
+        expected[...] = False  # +inf is clipped to max_val, as torch does; NaN stays NaN
     bad = np.isnan(out) if np.isnan(value) else ~np.isfinite(out)
     np.testing.assert_array_equal(bad, expected)
     assert np.isfinite(out[~expected]).all()

@@ -100,10 +100,15 @@ def test_batch_norm_functional_backward_matches_finite_differences_in_both_forms
             assert relative_error(analytic.reshape(-1), numeric, allowance) <= TOL, form
 
 
-@pytest.mark.parametrize("mode", ["train", "eval"])
-@pytest.mark.parametrize("name", zoo.names())
+ZOO_CASES = [pytest.param(name, mode, id=f"{name}-{mode}",
+                          marks=[pytest.mark.slow] if spec.quirks.slow or spec.quirks.gradcheck_slow else [])
+             for name, spec in ((name, zoo.spec(name)) for name in zoo.names()) for mode in spec.quirks.gradcheck_modes]
+
+
+@pytest.mark.parametrize(("name", "mode"), ZOO_CASES)
 def test_zoo_model_backward_matches_finite_differences(name, mode):
-    """On the zoo entry's small input, a random subset of coordinates per tensor (ModelQuirks.gradcheck_*)."""
+    """On the zoo entry's small input, a random subset of coordinates per tensor, in the modes its quirks name
+    (ModelQuirks.gradcheck_*; torchvision's models in eval mode only, see the zoo)."""
     spec = zoo.spec(name)
     model = zoo.build(name, "numpy", seed=1).double().train(mode == "train")
     rng = np.random.default_rng(2)

@@ -12,6 +12,8 @@ from reference import zoo
 from reference.zoo import architectures
 
 NAMES = zoo.names()
+# Every model, the heavy ones (ModelQuirks.slow: resnet50, resnext50_32x4d) in the slow tier.
+CASES = [pytest.param(name, marks=[pytest.mark.slow] if zoo.spec(name).quirks.slow else []) for name in NAMES]
 
 
 def batch(name, n=2, seed=0):
@@ -40,7 +42,7 @@ def test_unknown_model_or_framework_is_a_value_error_listing_the_choices():
         zoo.build("tiny_cnn", framework="jax")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_numpy_model_maps_its_input_shape_to_class_logits(name):
     spec = zoo.spec(name)
     out = zoo.build(name, "numpy")(batch(name, n=3))
@@ -48,7 +50,7 @@ def test_numpy_model_maps_its_input_shape_to_class_logits(name):
 
 
 @pytest.mark.parametrize("framework", ["numpy", "torch"])
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_build_is_deterministic_in_the_seed(name, framework):
     state = (lambda m: m.state_dict()) if framework == "numpy" else torch_state
     assert_states_equal(state(zoo.build(name, framework, seed=3)), state(zoo.build(name, framework, seed=3)))
@@ -56,7 +58,7 @@ def test_build_is_deterministic_in_the_seed(name, framework):
     assert any(not np.array_equal(other[k], same[k]) for k in same if k.endswith("weight"))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_twins_have_identical_state_dict_keys_order_and_shapes(name):
     numpy_state, torch_state_ = zoo.build(name, "numpy").state_dict(), torch_state(zoo.build(name, "torch"))
     assert list(numpy_state) == list(torch_state_)
@@ -65,7 +67,7 @@ def test_twins_have_identical_state_dict_keys_order_and_shapes(name):
         assert numpy_state[key].dtype == torch_state_[key].dtype, key
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_copy_state_moves_every_array_unchanged_in_both_directions(name):
     numpy_model, torch_model = zoo.build(name, "numpy", seed=1), zoo.build(name, "torch", seed=2)
     zoo.copy_state(numpy_model, torch_model)
@@ -75,7 +77,7 @@ def test_copy_state_moves_every_array_unchanged_in_both_directions(name):
     assert_states_equal(torch_state(fresh_torch), numpy_model.state_dict())
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", CASES)
 def test_twins_agree_in_eval_mode_after_copy_state(name):
     numpy_model, torch_model = zoo.build(name, "numpy", seed=1), zoo.build(name, "torch", seed=1)
     zoo.copy_state(torch_model, numpy_model)

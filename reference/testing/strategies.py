@@ -13,7 +13,7 @@ stay fast.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from hypothesis import assume
@@ -272,6 +272,14 @@ def adaptive_avg_pool2d_invalid() -> st.SearchStrategy[InvalidConstruction]:
     return _invalid("AdaptiveAvgPool2d", "output_size < 1", output_size=NON_POSITIVE)
 
 
+def adaptive_max_pool2d_invalid() -> st.SearchStrategy[InvalidConstruction]:
+    return _invalid("AdaptiveMaxPool2d", "output_size < 1", output_size=NON_POSITIVE)
+
+
+def hardtanh_invalid() -> st.SearchStrategy[InvalidConstruction]:
+    return _invalid("Hardtanh", "max_val <= min_val", min_val=st.just(1.0), max_val=st.sampled_from([1.0, 0.5, -2.0]))
+
+
 def batch_norm2d_invalid() -> st.SearchStrategy[InvalidConstruction]:
     return st.one_of(
         _invalid("BatchNorm2d", "num_features < 1", num_features=NON_POSITIVE),
@@ -488,15 +496,17 @@ def pool2d_torch_configs(draw, layer="MaxPool2d", max_kernel=3, max_stride=3, ma
 
 
 @st.composite
-def adaptive_pool2d_torch_configs(draw, layer="AdaptiveAvgPool2d", max_side=7, max_output=5):
-    """Adaptive pooling to any output size (smaller, larger, not dividing) or None (keep that size)."""
+def adaptive_pool2d_torch_configs(draw, layer="AdaptiveAvgPool2d", max_side=7, max_output=5, unbatched=True):
+    """Adaptive pooling to any output size (smaller, larger, not dividing) or None (keep that size), on batched
+    or (unbatched=True, half the time) unbatched input."""
     h, w = draw(st.integers(1, max_side)), draw(st.integers(1, max_side))
     size = st.integers(1, max_output)
     output_size = draw(size | st.tuples(size | st.none(), size | st.none()))
     ho, wo = (output_size, output_size) if isinstance(output_size, int) else output_size
     n, c = draw(st.integers(1, 2)), draw(st.integers(1, 3))
     out = (n, c, h if ho is None else ho, w if wo is None else wo)
-    return _unbatched(draw, LayerConfig(layer, dict(output_size=output_size), (n, c, h, w), out))
+    cfg = LayerConfig(layer, dict(output_size=output_size), (n, c, h, w), out)
+    return _unbatched(draw, cfg) if unbatched else cfg
 
 
 @st.composite
@@ -518,9 +528,10 @@ def linear_torch_configs(draw, max_features=5):
 
 
 @st.composite
-def hardtanh_configs(draw, layer="Hardtanh"):
-    """Hardtanh with min_val < max_val (ReLU6: 0 and 6) on any shape, a 0-d array included."""
-    shape = draw(hnp.array_shapes(min_dims=0, max_dims=4, min_side=1, max_side=4))
+def hardtanh_configs(draw, layer="Hardtanh", min_dims=0):
+    """Hardtanh with min_val < max_val (ReLU6: 0 and 6) on any shape, a 0-d array included (min_dims=1: the shapes
+    the property tests' batch-axis checks need)."""
+    shape = draw(hnp.array_shapes(min_dims=min_dims, max_dims=4, min_side=1, max_side=4))
     if layer == "ReLU6":
         return LayerConfig("ReLU6", {}, shape, shape)
     low = draw(st.sampled_from([-2.0, -1.0, -0.5, 0.0]))
@@ -552,6 +563,13 @@ TORCH_ARGUMENT_CONFIGS = {
     "ReLU6": lambda: hardtanh_configs("ReLU6"),
     "Flatten": flatten_torch_configs,
 }
+
+
+def with_return_indices(strategy: st.SearchStrategy[LayerConfig]) -> st.SearchStrategy[LayerConfig]:
+    """A max-pool strategy's configurations with return_indices drawn too (the forward then returns (out,
+    indices), so property tests that expect one array use the strategy without it)."""
+    return st.tuples(strategy, st.booleans()).map(
+        lambda drawn: replace(drawn[0], kwargs={**drawn[0].kwargs, "return_indices": drawn[1]}))
 
 
 def torch_argument_configs(name: str) -> st.SearchStrategy[LayerConfig]:

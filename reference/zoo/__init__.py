@@ -39,6 +39,7 @@ class ModelVariant:
     options: dict  # builder options
     input_shape: tuple[int, int, int]  # (C, H, W)
     batch: int
+    float32_modes: tuple[str, ...] | None = None  # the modes the model tier checks in float32; None: the model's
 
 
 @dataclass(frozen=True)
@@ -51,9 +52,13 @@ class ModelQuirks:
     trajectory_dtypes: tuple[str, ...] = ("float64", "float32")
     gradcheck_input: tuple[int, int, int, int] | None = None  # finite differences (tests); None: (2, *input_shape)
     gradcheck_coords: tuple[int, int] = (6, 6)  # random coordinates per tensor checked there, (train, eval)
+    gradcheck_modes: tuple[str, ...] = ("train", "eval")  # the modes finite differences are taken in
+    gradcheck_slow: bool = False  # finite differences in the slow tier only (many tensors: many forwards)
     float32: Tolerance | None = None  # model tier row in float32; None: torch's default
     budget: Budget | None = None  # float32 error budget; None: the default
     variants: dict[str, ModelVariant] = field(default_factory=dict)  # report name -> variant
+    float32_modes: tuple[str, ...] = ("train", "eval")  # the modes the model tier checks in float32
+    slow: bool = False  # its model-tier checks and heavy property tests run in the slow tier only
 
 
 @dataclass(frozen=True)
@@ -71,8 +76,9 @@ class ModelSpec:
     quirks: ModelQuirks = field(default_factory=ModelQuirks)  # tests' per-model settings
 
     @property
-    def default_dataset(self) -> str:
-        return next(iter(self.recipes))
+    def default_dataset(self) -> str | None:
+        """The first dataset it trains on; None for a model with no training recipe (checked, never trained)."""
+        return next(iter(self.recipes), None)
 
 
 def _numpy_builder(architecture: Callable) -> Callable:
@@ -116,6 +122,37 @@ _RESNET18 = ModelQuirks(
     variants={"torchvision.resnet18": ModelVariant(dict(in_channels=3, num_classes=1000, small_stem=False),
                                                    (3, 64, 64), batch=2)})
 
+# torchvision's resnet50 / resnext50_32x4d / mobilenet_v2 at 2x3x64x64: no training recipe (the accuracy tier and
+# the training benchmarks leave them out); the model tier checks logits and every gradient against torchvision's own.
+# - No trajectories: 20 steps drift apart on 32x32 inputs (training-mode batch norms over 2-8 values per channel
+#   in the last stages amplify rounding step by step) and cost minutes at 64x64; the model tier checks one step.
+# - Finite differences in eval mode only: in training mode those batch norms make gradients of ~1e6 whose
+#   central differences are rounding noise; eval mode checks the same backward code on a smooth function. In the
+#   slow tier: ~160 tensors take ~1000 forwards (16 s for mobilenet_v2 on 2 cores).
+# - float32 in eval mode only: in training mode both float32 frameworks are far from float64 themselves (measured
+#   at seeds 0-2: torch float32's gradients 2e-3 to 2e-2 relative from float64 in all three, conv1 of resnet50
+#   1.3 on a scale of 70, logits and running variances 2-15x torch's default tolerance), so a comparison
+#   would test rounding noise. Eval mode: 53 convolutions and batch norms take logits of |x| up to ~120 with
+#   errors up to 9e-5 in both frameworks (resnet50, seeds 0-1), hence rtol 1e-5 / atol 1e-4. A ReLU input within
+#   rounding of its kink routes a gradient differently; the engine arbitrates with float64 and retries seeds.
+_TORCHVISION = dict(batch=2, trajectory_dtypes=(), gradcheck_input=(1, 3, 32, 32), gradcheck_coords=(1, 1),
+                    gradcheck_modes=("eval",), gradcheck_slow=True, float32_modes=("eval",), budget=_BN_BUDGET,
+                    float32=Tolerance(1e-5, 1e-4, "53 float32 convolutions and batch norms; logits up to ~120"))
+# resnet50 as DeepLabV3's backbone: layer3 and layer4 dilated (2 and 4) instead of strided. float64 only: their 8x8
+# maps hold 16x the ReLU inputs of resnet50's, and float32 flips some of them at every seed tried (0-4) in NumPy
+# and torch alike (torch float32's stem gradients 15-35x the tolerance from float64 at seeds 1-2), so float32
+# would compare kink flips; the op tier checks dilated convolutions in float32.
+_DILATED = {"torchvision.resnet50(dilated)": ModelVariant(dict(replace_stride_with_dilation=(False, True, True)),
+                                                         (3, 64, 64), batch=2, float32_modes=())}
+
+
+def _torchvision_spec(name: str, quirks: ModelQuirks) -> ModelSpec:
+    """A zoo entry for torchvision's `name`: NumPy twin with torchvision's init, torch twin torchvision's model."""
+    architecture = getattr(architectures, name)
+    return ModelSpec(name, (3, 64, 64), 1000, _numpy_builder(getattr(architectures, f"{name}_numpy")),
+                     architectures.torchvision_model(name), recipes={}, architecture=architecture, quirks=quirks)
+
+
 _SPECS = {
     spec.name: spec
     for spec in [
@@ -126,6 +163,12 @@ _SPECS = {
         ),
         ModelSpec(
             "tiny_resnet", (1, 8, 8), 10, *_twin(architectures.tiny_resnet), architecture=architectures.tiny_resnet,
+            quirks=ModelQuirks(batch=4, trajectory_batch=8, gradcheck_coords=(40, 40)),
+            recipes={"digits": TrainRecipe(**_DIGITS)},
+        ),
+        ModelSpec(
+            "tiny_mobilenet", (1, 8, 8), 10, *_twin(architectures.tiny_mobilenet),
+            architecture=architectures.tiny_mobilenet,
             quirks=ModelQuirks(batch=4, trajectory_batch=8, gradcheck_coords=(40, 40)),
             recipes={"digits": TrainRecipe(**_DIGITS)},
         ),
@@ -148,6 +191,9 @@ _SPECS = {
             options={"in_channels": 1, "num_classes": 10, "small_stem": True}, architecture=architectures.resnet18,
             quirks=_RESNET18,
         ),
+        _torchvision_spec("resnet50", ModelQuirks(**_TORCHVISION, slow=True, variants=_DILATED)),
+        _torchvision_spec("resnext50_32x4d", ModelQuirks(**_TORCHVISION, slow=True)),
+        _torchvision_spec("mobilenet_v2", ModelQuirks(**_TORCHVISION)),
     ]
 }
 

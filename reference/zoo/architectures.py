@@ -31,6 +31,19 @@ def tiny_resnet(nn, num_classes: int = 10, channels: int = 8):
     ))
 
 
+def tiny_mobilenet(nn, num_classes: int = 10, channels: int = 16, dilation: int = 2):
+    """8x8 digits: conv stem, a depthwise-separable block (dilated 3x3 depthwise + 1x1 pointwise, MobileNet's
+    ReLU6 after each), pool, linear head (2*channels*4*4 -> classes)."""
+    return nn.Sequential(OrderedDict(
+        features=nn.Sequential(
+            nn.Conv2d(1, channels, 3, padding=1), nn.ReLU6(),
+            nn.Conv2d(channels, channels, 3, padding=dilation, dilation=dilation, groups=channels), nn.ReLU6(),
+            nn.Conv2d(channels, 2 * channels, 1), nn.ReLU6(), nn.MaxPool2d(2),
+        ),
+        classifier=nn.Sequential(nn.Flatten(), nn.Linear(2 * channels * 4 * 4, num_classes)),
+    ))
+
+
 def simple_cnn(nn, num_classes: int = 4, in_channels: int = 3):
     """32x32 synthetic shapes: three conv+BN+relu blocks (32/64/128) and a dropout MLP head."""
     return nn.Sequential(OrderedDict(
@@ -126,29 +139,37 @@ def projection(nn, inplanes: int, outplanes: int, stride: int):
     return nn.Sequential(nn.Conv2d(inplanes, outplanes, 1, stride=stride, bias=False), nn.BatchNorm2d(outplanes))
 
 
-def _bottleneck_resnet(nn, layers, num_classes: int, groups: int = 1, width_per_group: int = 64):
-    """torchvision's ResNet with Bottleneck blocks (ResNet-50, ResNeXt) and its module names; no initialisation."""
-    inplanes = 64
+def _bottleneck_resnet(nn, layers, num_classes: int, groups: int = 1, width_per_group: int = 64,
+                       replace_stride_with_dilation=(False, False, False)):
+    """torchvision's ResNet with Bottleneck blocks (ResNet-50, ResNeXt) and its module names; no initialisation.
 
-    def stage(planes, blocks, stride):
-        nonlocal inplanes
+    `replace_stride_with_dilation` (torchvision's option, as DeepLabV3 uses it) keeps layer2-4's resolution and
+    dilates their 3x3 convolutions instead; a stage's first block keeps the previous dilation, as torchvision's."""
+    inplanes, dilation = 64, 1
+
+    def stage(planes, blocks, stride, dilate=False):
+        nonlocal inplanes, dilation
+        previous = dilation
+        if dilate:
+            dilation, stride = dilation * stride, 1
         first = nn.Bottleneck(inplanes, planes, stride, projection(nn, inplanes, planes * 4, stride), groups,
-                              width_per_group)
+                              width_per_group, previous)
         inplanes = planes * 4
-        return nn.Sequential(first, *(nn.Bottleneck(inplanes, planes, groups=groups, base_width=width_per_group)
-                                      for _ in range(blocks - 1)))
+        return nn.Sequential(first, *(nn.Bottleneck(inplanes, planes, groups=groups, base_width=width_per_group,
+                                                    dilation=dilation) for _ in range(blocks - 1)))
 
+    dilate = tuple(replace_stride_with_dilation)
     return nn.Sequential(OrderedDict(
         conv1=nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False), bn1=nn.BatchNorm2d(64), relu=nn.ReLU(),
-        maxpool=nn.MaxPool2d(3, 2, 1), layer1=stage(64, layers[0], 1), layer2=stage(128, layers[1], 2),
-        layer3=stage(256, layers[2], 2), layer4=stage(512, layers[3], 2),
+        maxpool=nn.MaxPool2d(3, 2, 1), layer1=stage(64, layers[0], 1), layer2=stage(128, layers[1], 2, dilate[0]),
+        layer3=stage(256, layers[2], 2, dilate[1]), layer4=stage(512, layers[3], 2, dilate[2]),
         avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(), fc=nn.Linear(2048, num_classes),
     ))
 
 
-def resnet50(nn, num_classes: int = 1000):
+def resnet50(nn, num_classes: int = 1000, replace_stride_with_dilation=(False, False, False)):
     """torchvision's resnet50 topology: [3, 4, 6, 3] Bottleneck blocks; its state_dict loads unchanged."""
-    return _bottleneck_resnet(nn, (3, 4, 6, 3), num_classes)
+    return _bottleneck_resnet(nn, (3, 4, 6, 3), num_classes, replace_stride_with_dilation=replace_stride_with_dilation)
 
 
 def resnext50_32x4d(nn, num_classes: int = 1000):
@@ -167,15 +188,21 @@ MOBILENET_V2_SETTING = [  # expansion t, output channels c, blocks n, first stri
 ]
 
 
+def _conv_bn_relu6(nn, in_channels: int, out_channels: int, kernel_size: int, stride: int = 1):
+    """torchvision's Conv2dNormActivation as MobileNetV2's stem and head use it, from the namespace's own layers."""
+    return nn.Sequential(nn.Conv2d(in_channels, out_channels, kernel_size, stride, (kernel_size - 1) // 2, bias=False),
+                         nn.BatchNorm2d(out_channels), nn.ReLU6())
+
+
 def mobilenet_v2(nn, num_classes: int = 1000, dropout: float = 0.2):
     """torchvision's mobilenet_v2 topology (width 1.0): depthwise inverted residuals, ReLU6; no initialisation."""
-    features, in_channels = [nn.conv_norm_activation(3, 32, stride=2)], 32
+    features, in_channels = [_conv_bn_relu6(nn, 3, 32, 3, stride=2)], 32
     for t, c, n, s in MOBILENET_V2_SETTING:
         out_channels = _make_divisible(c)
         for index in range(n):
             features.append(nn.InvertedResidual(in_channels, out_channels, s if index == 0 else 1, t))
             in_channels = out_channels
-    features.append(nn.conv_norm_activation(in_channels, 1280, kernel_size=1))
+    features.append(_conv_bn_relu6(nn, in_channels, 1280, 1))
     return nn.Sequential(OrderedDict(
         features=nn.Sequential(*features), avgpool=nn.AdaptiveAvgPool2d(1), flatten=nn.Flatten(),
         classifier=nn.Sequential(nn.Dropout(dropout), nn.Linear(1280, num_classes)),

@@ -16,6 +16,7 @@ from torch.nn import (  # noqa: F401  (re-exported for the architecture builders
     Linear,
     MaxPool2d,
     ReLU,
+    ReLU6,
     Sequential,
 )
 

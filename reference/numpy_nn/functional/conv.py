@@ -5,7 +5,9 @@ array (one GEMM row per output pixel and group), so the convolution is a single 
 filters (a stack of G GEMMs for grouped convolutions). The backward computes the patch gradients kernel offset
 by kernel offset in one stacked product and adds each slab back onto the pixels it came from (never np.add.at).
 Dilation only changes which pixels a window picks. Depthwise convolutions (one filter per channel) skip the
-patches: kh*kw shifted multiply-adds over the channels-last input.
+patches: kh*kw shifted multiply-adds over the channels-last input. Dilated convolutions (one group) skip them
+too: one GEMM per kernel offset over only the output pixels whose tap lies inside the input, since a dilated
+kernel on a small map mostly reads padding (5 of 9 taps at dilation 4 on 8x8, DeepLab's resnet50).
 
 Outputs and input gradients are NCHW views of channels-last memory, the layout the GEMMs produce (like torch's
 channels_last format): shapes and values are NCHW, and the next convolution's patches, the backward's
@@ -148,6 +150,8 @@ def conv2d_forward(x, weight, bias, stride=1, padding=0, dilation=1, groups=1):
     ho, wo = conv2d_output_size(*x.shape[2:], (kh, kw), stride, pads, dilation)
     if _is_depthwise(weight, groups):
         out, saved = _depthwise_forward(x, weight, stride, pads, dilation)
+    elif _by_taps(groups, dilation):
+        out, saved = _tap_forward(x, weight, stride, pads, dilation)
     else:
         saved = _patches(x, (kh, kw), stride, pads, dilation, groups)  # (G, N, Ho, Wo, kh, kw, C/G)
         out = _group_rows_to_pixels(np.matmul(saved.reshape(groups, n * ho * wo, -1), _weight_columns(weight, groups)))
@@ -193,6 +197,62 @@ def _taps(weight):
     return np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
 
 
+def _by_taps(groups, dilation):
+    """A dilated convolution with one group: computed kernel offset by kernel offset (see the module docstring)."""
+    return groups == 1 and dilation != (1, 1)
+
+
+def _axis_taps(size, out, kernel, stride, dilation, before):
+    """Per kernel offset along one axis: (output slice, input slice) of the outputs whose tap lies inside the
+    input (unpadded coordinates), or None where every tap of that offset reads padding."""
+    found = []
+    for i in range(kernel):
+        shift = i * dilation - before  # output p reads input p * stride + shift
+        low, high = max(0, -(shift // stride)), min(out - 1, (size - 1 - shift) // stride)  # ceil(-shift / stride)
+        found.append((slice(low, high + 1), slice(low * stride + shift, high * stride + shift + 1, stride))
+                     if low <= high else None)
+    return found
+
+
+def _tap_slices(x_shape, out_size, weight_shape, stride, pads, dilation):
+    """[(i, j, output rows, output columns, input rows, input columns)] for each kernel offset reading the input."""
+    (_, _, h, w), (kh, kw) = x_shape, weight_shape[2:]
+    (top, _), (left, _) = pads
+    rows = _axis_taps(h, out_size[0], kh, stride[0], dilation[0], top)
+    columns = _axis_taps(w, out_size[1], kw, stride[1], dilation[1], left)
+    return [(i, j, r[0], c[0], r[1], c[1]) for i, r in enumerate(rows) for j, c in enumerate(columns)
+            if r is not None and c is not None]
+
+
+def _tap_forward(x, weight, stride, pads, dilation):
+    """Sum over kernel offsets of (pixels of x that offset reads) @ (that offset's filters) -> (M, O) rows."""
+    n, c = x.shape[:2]
+    out_size = conv2d_output_size(*x.shape[2:], weight.shape[2:], stride, pads, dilation)
+    x_pixels = np.array(x.transpose(0, 2, 3, 1), order="C")  # (N, H, W, C), a copy the backward reads
+    taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kh, kw, O, C)
+    out = np.zeros((n, *out_size, weight.shape[0]), dtype=x.dtype)
+    for i, j, out_rows, out_columns, rows, columns in _tap_slices(x.shape, out_size, weight.shape, stride, pads,
+                                                                  dilation):
+        read = np.ascontiguousarray(x_pixels[:, rows, columns])
+        out[:, out_rows, out_columns] += (read.reshape(-1, c) @ taps[i, j].T).reshape(*read.shape[:3], -1)
+    return out.reshape(-1, weight.shape[0]), (x_pixels, taps)
+
+
+def _tap_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation):
+    """(grad_x, grad_weight) of _tap_forward: per kernel offset, the same pixels, read and written back."""
+    x_pixels, taps = saved
+    n, c, h, w = x_shape
+    grad_x = np.zeros((n, h, w, c), dtype=grad_pixels.dtype)
+    grad_taps = np.zeros_like(taps)  # (kh, kw, O, C); offsets reading only padding keep a zero gradient
+    for i, j, out_rows, out_columns, rows, columns in _tap_slices(x_shape, grad_pixels.shape[1:3], weight.shape,
+                                                                  stride, pads, dilation):
+        grad_read = np.ascontiguousarray(grad_pixels[:, out_rows, out_columns]).reshape(-1, taps.shape[2])
+        read = np.ascontiguousarray(x_pixels[:, rows, columns])
+        grad_taps[i, j] = grad_read.T @ read.reshape(-1, c)
+        grad_x[:, rows, columns] += (grad_read @ taps[i, j]).reshape(read.shape)
+    return grad_x.transpose(0, 3, 1, 2), grad_taps.transpose(2, 3, 0, 1)
+
+
 def _pixel_sum(x):
     """Per-channel sum (C,) of a contiguous channels-last (N, Ho, Wo, C) array: a matrix-vector product, which BLAS
     adds up in blocks (accurate in float32) and faster than a reduction over three axes."""
@@ -211,6 +271,8 @@ def conv2d_backward(grad_out, cache):
     grad_pixels = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1))  # (N, Ho, Wo, O)
     if _is_depthwise(weight, groups):
         return (*_depthwise_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation), grad_bias)
+    if _by_taps(groups, dilation):
+        return (*_tap_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation), grad_bias)
     _, n, ho, wo, kh, kw, group_channels = saved.shape
     out_channels = weight.shape[0]
     grad_rows = grad_pixels.reshape(n * ho * wo, groups, out_channels // groups).transpose(1, 0, 2)  # (G, M, O/G)

@@ -21,7 +21,7 @@ from reference.testing import strategies as S
 from reference.testing.compare import Budget, Tolerance
 
 from . import mutations as M
-from . import oracles
+from . import scipy_oracles
 from .tolerances import DEFAULT, DEFAULT_BUDGET, F64
 
 
@@ -46,6 +46,7 @@ class Variant:
     """One way the op tier runs an op; `suffix` names it in the report ("[train]")."""
 
     suffix: str = ""
+    configs: Callable | None = None  # () -> strategy of the configurations it runs; None: the op's
     training: bool = True
     p: float | None = None  # dropout probability forced onto every configuration (None: as drawn)
     driven_by_mask: bool = False  # torch's dropout keeps exactly the units the layer's `mask` kept
@@ -69,7 +70,8 @@ class OpInfo:
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: DEFAULT)
     budget: Budget = DEFAULT_BUDGET
     gradcheck: bool = False  # torch's gradients pass gradcheck/gradgradcheck, ours gradcheck, both agree
-    scipy: Callable | None = None  # (namespace, config, seed) -> None: an oracle independent of torch
+    scipy: Callable | None = None  # (namespace, config, seed, where) -> None: an oracle independent of torch, run on
+    # the configurations of every variant
     mutations: tuple[Mutation, ...] = ()
     ndim: tuple[int, ...] = (4,)  # input ranks accepted
     channels: bool = False  # insists on the size of dim 1
@@ -99,7 +101,7 @@ class Subject:
         return self.op.name + self.variant.suffix
 
     def configs(self):
-        strategy = self.op.configs()
+        strategy = (self.variant.configs or self.op.configs)()
         p = self.variant.p
         return strategy if p is None else strategy.map(lambda cfg: replace(cfg, kwargs={**cfg.kwargs, "p": p}))
 
@@ -165,6 +167,25 @@ CONV = S.LayerConfig("Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3
 BATCH_NORM = S.LayerConfig("BatchNorm2d", dict(num_features=3, eps=1e-5, momentum=0.1), (2, 3, 3, 2), (2, 3, 3, 2))
 MAX_POOL = S.LayerConfig("MaxPool2d", dict(kernel_size=2, stride=2, padding=0), (2, 2, 4, 6), (2, 2, 2, 3))
 MAX_POOL_PADDED = S.LayerConfig("MaxPool2d", dict(kernel_size=2, stride=2, padding=1), (2, 2, 4, 4), (2, 2, 3, 3))
+# The mutations' configurations over torch's other arguments, keyword for keyword as the strategies draw them.
+CONV_DILATED = S.LayerConfig("Conv2d", dict(in_channels=2, out_channels=3, kernel_size=3, stride=1, padding=2,
+                                            dilation=2, groups=1, bias=True, padding_mode="zeros"),
+                             (2, 2, 6, 7), (2, 3, 6, 7))
+CONV_GROUPED = S.LayerConfig("Conv2d", dict(in_channels=4, out_channels=6, kernel_size=3, stride=1, padding=1,
+                                            dilation=1, groups=2, bias=True, padding_mode="zeros"),
+                             (2, 4, 5, 5), (2, 6, 5, 5))
+CONV_SAME = S.LayerConfig("Conv2d", dict(in_channels=2, out_channels=3, kernel_size=(2, 4), stride=1, padding="same",
+                                         dilation=1, groups=1, bias=True, padding_mode="zeros"),
+                          (2, 2, 5, 6), (2, 3, 5, 6))  # totals d (k - 1) = 1 and 3: an odd pixel on both axes
+MAX_POOL_CEIL = S.LayerConfig("MaxPool2d", dict(kernel_size=2, stride=2, padding=(0, 0), ceil_mode=True,
+                                                dilation=(1, 1), return_indices=False), (2, 2, 5, 5), (2, 2, 3, 3))
+MAX_POOL_INDICES = S.LayerConfig("MaxPool2d", dict(kernel_size=2, stride=2, padding=(0, 0), ceil_mode=False,
+                                                   dilation=(1, 1), return_indices=True), (2, 3, 4, 4), (2, 3, 2, 2))
+AVG_POOL_WITHOUT_PAD = S.LayerConfig("AvgPool2d", dict(kernel_size=3, stride=2, padding=(1, 1), ceil_mode=False,
+                                                       count_include_pad=False, divisor_override=None),
+                                     (2, 2, 5, 5), (2, 2, 3, 3))
+BATCH_NORM_CUMULATIVE = S.LayerConfig("BatchNorm2d", dict(num_features=3, eps=1e-5, momentum=None, affine=True,
+                                                          track_running_stats=True), (2, 3, 3, 2), (2, 3, 3, 2))
 ADAM = dict(optimizer="Adam", kwargs=dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
             shapes=[(3,), (2, 2)], steps=3, skip_steps=[])
 
@@ -182,32 +203,57 @@ BATCH_NORM_BUDGET = Budget(4.0, 32.0, "torch's CPU batch norm accumulates float3
 BASIC_BLOCK_TRAIN = {"float64": F64, "float32": Tolerance(5e-5, 5e-5, "two chained training-mode batch norms on "
                                                                       "4+ values per channel amplify rounding")}
 
+ARGS = "[args]"  # the variant over every other torch.nn argument (strategies.TORCH_ARGUMENT_CONFIGS)
+
 OPS = [
-    OpInfo("Conv2d", "layer", S.conv2d_configs, S.conv2d_invalid, gradcheck=True, scipy=oracles.conv2d_matches_scipy,
-           ndim=UNBATCHED, channels=True, window=True, parametric=True, mutations=(
+    OpInfo("Conv2d", "layer", S.conv2d_configs, S.conv2d_invalid, gradcheck=True,
+           scipy=scipy_oracles.conv2d_matches_scipy, ndim=UNBATCHED, channels=True, window=True, parametric=True,
+           variants=(Variant(), Variant(ARGS, configs=S.conv2d_torch_configs)), mutations=(
                Mutation(M.conv_backward_with_flipped_kernel, CONV, ("torch", "scipy", "gradcheck")),
                Mutation(M.conv_forward_with_flipped_kernel, CONV,
-                        ("torch", "scipy", "gradcheck", "trajectory:tiny_cnn:sgd")))),
+                        ("torch", "scipy", "gradcheck", "trajectory:tiny_cnn:sgd")),
+               Mutation(M.conv_dilation_offset_wrong, CONV_DILATED, ("torch", "scipy", "gradcheck"), ARGS),
+               Mutation(M.conv_groups_mixing_channels, CONV_GROUPED, ("torch", "scipy", "gradcheck"), ARGS),
+               Mutation(M.conv_same_padding_odd_pixel_first, CONV_SAME, ("torch", "scipy", "gradcheck"), ARGS))),
     OpInfo("Linear", "layer", S.linear_configs, S.linear_invalid, gradcheck=True, ndim=tuple(range(1, 33)),
-           channels=True, parametric=True),
+           variants=(Variant(), Variant(ARGS, configs=S.linear_torch_configs)), channels=True, parametric=True),
     OpInfo("ReLU", "layer", S.relu_configs, gradcheck=True, ndim=EVERY_RANK),
+    OpInfo("ReLU6", "layer", lambda: S.hardtanh_configs("ReLU6", min_dims=1), gradcheck=True, ndim=EVERY_RANK),
+    OpInfo("Hardtanh", "layer", lambda: S.hardtanh_configs(min_dims=1), S.hardtanh_invalid, gradcheck=True,
+           ndim=EVERY_RANK),
     OpInfo("MaxPool2d", "layer", lambda: S.pool2d_configs("MaxPool2d"), lambda: S.pool2d_invalid("MaxPool2d"),
-           gradcheck=True, scipy=oracles.pool2d_matches_scipy, ndim=UNBATCHED, window=True, mutations=(
+           gradcheck=True, scipy=scipy_oracles.pool2d_matches_scipy, ndim=UNBATCHED, window=True,
+           variants=(Variant(), Variant(ARGS, configs=lambda: S.with_return_indices(S.pool2d_torch_configs()))),
+           mutations=(
                Mutation(M.max_pool_argmax_off_by_one, MAX_POOL, ("torch", "gradcheck", "trajectory:tiny_cnn:sgd")),
-               Mutation(M.max_pool_with_zero_padding, MAX_POOL_PADDED, ("scipy",)))),
+               Mutation(M.max_pool_with_zero_padding, MAX_POOL_PADDED, ("scipy",)),
+               Mutation(M.pool_ceil_mode_drops_last_window, MAX_POOL_CEIL, ("torch", "scipy", "gradcheck"), ARGS),
+               Mutation(M.max_pool_indices_flattened_over_batch_and_channels, MAX_POOL_INDICES, ("torch",), ARGS))),
     OpInfo("AvgPool2d", "layer", lambda: S.pool2d_configs("AvgPool2d"), lambda: S.pool2d_invalid("AvgPool2d"),
-           gradcheck=True, scipy=oracles.pool2d_matches_scipy, ndim=UNBATCHED, window=True),
+           gradcheck=True, scipy=scipy_oracles.pool2d_matches_scipy, ndim=UNBATCHED, window=True,
+           variants=(Variant(), Variant(ARGS, configs=lambda: S.pool2d_torch_configs("AvgPool2d"))), mutations=(
+               Mutation(M.avg_pool_ignoring_count_include_pad, AVG_POOL_WITHOUT_PAD, ("torch", "scipy", "gradcheck"),
+                        ARGS),)),
     OpInfo("AdaptiveAvgPool2d", "layer", S.adaptive_avg_pool2d_configs, S.adaptive_avg_pool2d_invalid,
-           gradcheck=True, ndim=UNBATCHED),
-    OpInfo("BatchNorm2d", "layer", S.batch_norm2d_configs, S.batch_norm2d_invalid, variants=TRAIN_EVAL,
-           gradcheck=True, budget=BATCH_NORM_BUDGET, channels=True, parametric=True, mutations=(
+           variants=(Variant(), Variant(ARGS, configs=S.adaptive_pool2d_torch_configs)), gradcheck=True,
+           ndim=UNBATCHED),
+    # Property tests draw batched inputs without indices; the op tier every argument, return_indices included.
+    OpInfo("AdaptiveMaxPool2d", "layer", lambda: S.adaptive_pool2d_torch_configs("AdaptiveMaxPool2d", unbatched=False),
+           S.adaptive_max_pool2d_invalid, gradcheck=True, ndim=UNBATCHED, variants=(Variant(configs=lambda: (
+               S.with_return_indices(S.adaptive_pool2d_torch_configs("AdaptiveMaxPool2d")))),)),
+    OpInfo("BatchNorm2d", "layer", S.batch_norm2d_configs, S.batch_norm2d_invalid, gradcheck=True,
+           variants=(*TRAIN_EVAL, Variant("[args,train]", configs=S.batch_norm2d_torch_configs),
+                     Variant("[args,eval]", configs=S.batch_norm2d_torch_configs, training=False)),
+           budget=BATCH_NORM_BUDGET, channels=True, parametric=True, mutations=(
                Mutation(M.batch_norm_with_unbiased_variance, BATCH_NORM,
-                        ("torch", "gradcheck", "trajectory:simple_cnn:adam"), variant="[train]"),)),
+                        ("torch", "gradcheck", "trajectory:simple_cnn:adam"), variant="[train]"),
+               Mutation(M.batch_norm_momentum_none_as_default, BATCH_NORM_CUMULATIVE, ("torch",), "[args,train]"))),
     OpInfo("Dropout", "layer", S.dropout_configs, lambda: S.dropout_invalid("Dropout"), variants=DROPOUT_VARIANTS,
            ndim=EVERY_RANK, random=True),
     OpInfo("Dropout2d", "layer", S.dropout2d_configs, lambda: S.dropout_invalid("Dropout2d"),
            variants=DROPOUT_VARIANTS, ndim=UNBATCHED, random=True),
-    OpInfo("Flatten", "layer", S.flatten_configs, gradcheck=True, ndim=tuple(range(2, 33))),
+    OpInfo("Flatten", "layer", S.flatten_configs, gradcheck=True, ndim=tuple(range(2, 33)),
+           variants=(Variant(), Variant(ARGS, configs=S.flatten_torch_configs))),
     OpInfo("BasicBlock", "layer", S.basic_block_configs, requires=("Conv2d", "BatchNorm2d", "Sequential"),
            variants=(Variant("[train]", well_posed=batch_norm_well_conditioned, tolerances=BASIC_BLOCK_TRAIN),
                      Variant("[eval]", training=False)),
@@ -216,7 +262,8 @@ OPS = [
            channels=True, parametric=True),
     OpInfo("ResidualBlock", "layer", S.residual_block_configs, torch_twin=_torch_residual_block, gradcheck=True,
            ndim=UNBATCHED, channels=True, parametric=True),
-    OpInfo("CrossEntropyLoss", "loss", S.cross_entropy_configs, gradcheck=True, ndim=(2,)),
+    OpInfo("CrossEntropyLoss", "loss", S.cross_entropy_configs, gradcheck=True, ndim=(2,),
+           variants=(Variant(), Variant(ARGS, configs=S.cross_entropy_torch_configs))),
     OpInfo("SGD", "optimizer", S.sgd_configs, ndim=()),
     OpInfo("Adam", "optimizer", S.adam_configs, ndim=(), mutations=(
         Mutation(M.adam_without_sqrt_in_bias_correction, ADAM, ("torch", "trajectory:tiny_cnn:adam")),)),

@@ -43,6 +43,7 @@ class Check:
     needs: Callable = field(repr=False)  # () -> the namespace names the check needs
     draw: Callable | None = field(default=None, repr=False)  # () -> {argument: strategy}; None: one case
     depth: float = 1.0  # share of the hypothesis profile's max_examples
+    slow: bool = False  # heavy (a 25M-parameter model): the pytest plugin marks it `slow` where that marker exists
     require_all: bool = False
 
     @property

@@ -110,7 +110,10 @@ def assert_matches_torch(nn, subject, config, seed: int, dtype: str, device: str
     make_data, run_ours, run_torch = runners(subject)
     where = Where(tier, label or subject.name, dtype, device, reproduce)
     data = cast_floats(make_data(config, seed), np.dtype(dtype))
-    ours = run_ours(nn, config, data)
+    try:
+        ours = run_ours(nn, config, data)
+    except AssertionError as error:  # e.g. an output of the wrong shape: name the subject, add the reproduction
+        raise AssertionError(f"{where.label('forward')}: {error}" + _footer(where)) from None
     theirs = run_torch(config, data, ours, torch_device(device), TORCH_DTYPES[dtype])
     compare_results(ours, theirs, where, subject.tolerance(dtype))
     if dtype == "float32":

@@ -2,7 +2,9 @@
 database names for a mutation must fail on it (so none of them is a check that cannot fail).
 
 The modules look their functional math up at call time, so patching `reference.numpy_nn.functional` reaches
-them. Wrappers pass unknown arguments through, so a mutant keeps working when a signature grows.
+them; bugs inside one code path (a dilated convolution's taps, a grouped one's channel split, pooling's output
+size) patch the private helper of that path in its functional module. Wrappers pass unknown arguments through,
+so a mutant keeps working when a signature grows.
 """
 
 from __future__ import annotations
@@ -103,3 +105,89 @@ def adam_without_sqrt_in_bias_correction(monkeypatch):
             param.data -= self.lr / (1.0 - beta1 ** state["step"]) * state["exp_avg"] / denom
 
     monkeypatch.setattr(nnp.Adam, "step", mutant_step)
+
+
+def conv_dilation_offset_wrong(monkeypatch):
+    """A dilated convolution's taps at offsets i + dilation instead of i * dilation (a typo that keeps shapes)."""
+    import reference.numpy_nn.functional.conv as conv
+
+    def mutant(size, out, kernel, stride, dilation, before):
+        found = []
+        for i in range(kernel):
+            shift = i + dilation - before if dilation > 1 else i - before
+            low, high = max(0, -(shift // stride)), min(out - 1, (size - 1 - shift) // stride)
+            found.append((slice(low, high + 1), slice(low * stride + shift, high * stride + shift + 1, stride))
+                         if low <= high else None)
+        return found
+
+    monkeypatch.setattr(conv, "_axis_taps", mutant)
+
+
+def conv_groups_mixing_channels(monkeypatch):
+    """A grouped convolution's forward giving channel c to group c % groups instead of c // (C / groups)."""
+    import reference.numpy_nn.functional.conv as conv
+
+    padded = conv._padded_channels_last
+
+    def mutant(x, pads, groups=1):
+        n, c, h, w = x.shape
+        interleaved = x.reshape(n, c // groups, groups, h, w).transpose(0, 2, 1, 3, 4).reshape(x.shape)
+        return padded(interleaved, pads, groups)
+
+    monkeypatch.setattr(conv, "_padded_channels_last", mutant)
+
+
+def conv_same_padding_odd_pixel_first(monkeypatch):
+    """padding='same' with an odd total d (k - 1) putting the extra pixel before the input instead of after."""
+    import reference.numpy_nn.functional.conv as conv
+
+    same = conv.same_padding
+    monkeypatch.setattr(conv, "same_padding", lambda *args: tuple((after, before) for before, after in same(*args)))
+
+
+def pool_ceil_mode_drops_last_window(monkeypatch):
+    """Pooling with ceil_mode=True sizing its output with floor, dropping the last (partial) window."""
+    import reference.numpy_nn.functional.pooling as pooling
+
+    size = pooling._axis_output_size
+    monkeypatch.setattr(pooling, "_axis_output_size", lambda *args: size(*args[:-1], False))
+
+
+def avg_pool_ignoring_count_include_pad(monkeypatch):
+    """Average pooling dividing by the padded window (count_include_pad=True) whatever the argument says."""
+    import reference.numpy_nn.functional.pooling as pooling
+
+    divisor = pooling._avg_divisor
+    monkeypatch.setattr(pooling, "_avg_divisor", lambda x_shape, kernel, stride, padding, out_size, count, dtype:
+                        divisor(x_shape, kernel, stride, padding, out_size, True, dtype))
+
+
+def max_pool_indices_flattened_over_batch_and_channels(monkeypatch):
+    """return_indices counting over the flattened (N, C, H, W) array instead of each (H, W) plane."""
+    F = _functional()
+    indices = F.max_pool2d_indices
+
+    def mutant(cache):
+        flat = indices(cache)
+        n, c, h, w = cache[1]
+        return flat + (np.arange(n * c).reshape(n, c, 1, 1) * (h * w))
+
+    monkeypatch.setattr(F, "max_pool2d_indices", mutant)
+
+
+def batch_norm_momentum_none_as_default(monkeypatch):
+    """BatchNorm2d(momentum=None) updating its running statistics with momentum 0.1, not the cumulative average."""
+    import reference.numpy_nn as nnp
+
+    forward = nnp.BatchNorm2d.forward
+
+    def mutant(self, x):
+        if self.momentum is not None:
+            return forward(self, x)
+        self.momentum = 0.1
+        try:
+            return forward(self, x)
+        finally:
+            self.momentum = None
+
+    monkeypatch.setattr(nnp.BatchNorm2d, "forward", mutant)

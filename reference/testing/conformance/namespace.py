@@ -78,7 +78,10 @@ def _is_torch_default(name: str, key: str, value) -> bool:
     if cls is None:
         return False
     parameter = inspect.signature(cls).parameters.get(key)
-    return parameter is not None and parameter.default is not inspect.Parameter.empty and parameter.default == value
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return False
+    default = parameter.default
+    return value is default or (default is not None and not hasattr(value, "shape") and default == value)
 
 
 def build_layer(nn, config):

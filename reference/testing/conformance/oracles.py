@@ -1,9 +1,6 @@
-"""Independent oracles: SciPy for convolution and pooling, finite differences (torch.autograd.gradcheck) for
-the gradients of both the torch reference and the implementation under test.
+"""Independent oracles: finite differences (torch.autograd.gradcheck) for the gradients of both the torch reference
+and the implementation under test (SciPy's oracles for convolution and pooling are in `scipy_oracles`).
 
-- `scipy_conv2d` / `scipy_conv2d_backward`: convolution and its two gradients from `scipy.signal.correlate`
-  and `convolve` (stride by subsampling / zero-dilation), `scipy_max_pool2d` from `scipy.ndimage`,
-  `scipy_avg_pool2d` as a correlation with a box kernel.
 - `NamespaceFunction`: the implementation's module as a `torch.autograd.Function` (forward and backward are
   its code), so `torch.autograd.gradcheck` differentiates its forward numerically and compares that with its
   backward, with no torch math involved.
@@ -14,118 +11,15 @@ the gradients of both the torch reference and the implementation under test.
 from __future__ import annotations
 
 import numpy as np
-import scipy.ndimage
-import scipy.signal
 import torch
 from torch.autograd.gradcheck import GradcheckError
 
 from reference.testing.compare import Where, assert_close
 
 from .harness import to_torch
-from .tolerances import GRADCHECK, SCIPY
+from .tolerances import GRADCHECK
 
 GRADCHECK_OPTIONS = dict(eps=1e-6, atol=GRADCHECK.atol, rtol=GRADCHECK.rtol)
-
-
-# -- SciPy ------------------------------------------------------------------------------------------------------
-
-def _pair(v):
-    return (int(v[0]), int(v[1])) if isinstance(v, (tuple, list)) else (int(v), int(v))
-
-
-def _pad(x, padding, value=0.0):
-    ph, pw = _pair(padding)
-    return np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=value)
-
-
-def scipy_conv2d(x, weight, bias, stride, padding):
-    """(N, C, H, W) * (O, C, kh, kw): each output map is a 3-D 'valid' correlation over (C, H, W), subsampled."""
-    (sh, sw) = _pair(stride)
-    xp = _pad(x, padding)
-    out = np.stack([np.stack([scipy.signal.correlate(xp[n], weight[o], mode="valid", method="direct")[0]
-                              for o in range(weight.shape[0])]) for n in range(x.shape[0])])
-    out = out[:, :, ::sh, ::sw]
-    return out if bias is None else out + bias.reshape(1, -1, 1, 1)
-
-
-def _dilate(grad_out, full_shape, stride):
-    """Put each strided output gradient back on the stride-1 grid of 'valid' positions (zeros in between)."""
-    (sh, sw) = _pair(stride)
-    n, o, ho, wo = grad_out.shape
-    dilated = np.zeros((n, o, *full_shape), dtype=grad_out.dtype)
-    dilated[:, :, : sh * (ho - 1) + 1 : sh, : sw * (wo - 1) + 1 : sw] = grad_out
-    return dilated
-
-
-def scipy_conv2d_backward(x, weight, grad_out, stride, padding):
-    """(grad_x, grad_weight, grad_bias): grad_w = correlate(x_pad, g_dilated), grad_x = convolve(g_dilated, w)."""
-    (ph, pw) = _pair(padding)
-    kh, kw = weight.shape[2:]
-    xp = _pad(x, padding)
-    g = _dilate(grad_out, (xp.shape[2] - kh + 1, xp.shape[3] - kw + 1), stride)
-    n_batch, c_in, o_out = x.shape[0], x.shape[1], weight.shape[0]
-    grad_w = np.array([[sum(scipy.signal.correlate(xp[n, c], g[n, o], mode="valid", method="direct")
-                            for n in range(n_batch)) for c in range(c_in)] for o in range(o_out)])
-    grad_xp = np.array([[sum(scipy.signal.convolve(g[n, o], weight[o, c], mode="full", method="direct")
-                             for o in range(o_out)) for c in range(c_in)] for n in range(n_batch)])
-    grad_x = grad_xp[:, :, ph : ph + x.shape[2], pw : pw + x.shape[3]]
-    return grad_x, grad_w, grad_out.sum(axis=(0, 2, 3))
-
-
-def scipy_max_pool2d(x, kernel_size, stride, padding):
-    """Max over windows: scipy.ndimage.maximum_filter anchored at the window's top-left, -inf padding."""
-    (kh, kw), (sh, sw) = _pair(kernel_size), _pair(stride)
-    xp = _pad(x, padding, -np.inf)
-    filtered = scipy.ndimage.maximum_filter(xp, size=(1, 1, kh, kw), origin=(0, 0, -(kh // 2), -(kw // 2)),
-                                            mode="constant", cval=-np.inf)
-    ho, wo = (xp.shape[2] - kh) // sh + 1, (xp.shape[3] - kw) // sw + 1
-    return filtered[:, :, : sh * (ho - 1) + 1 : sh, : sw * (wo - 1) + 1 : sw]
-
-
-def scipy_avg_pool2d(x, kernel_size, stride, padding):
-    """Mean over windows, zero padding counted: a correlation with a (kh, kw) box of 1 / (kh kw), subsampled."""
-    (kh, kw) = _pair(kernel_size)
-    n, c = x.shape[:2]
-    box = np.full((1, 1, kh, kw), 1.0 / (kh * kw))
-    out = scipy_conv2d(x.reshape(n * c, 1, *x.shape[2:]), box, None, stride, padding)
-    return out.reshape(n, c, *out.shape[2:])
-
-
-def _module_and_data(nn, cfg, seed):
-    """The implementation's float64 module with the seeded state of the op tier, an input and an upstream grad."""
-    from .namespace import build_layer
-    from .runners import layer_data, prepared
-
-    data = layer_data(cfg, seed)
-    return prepared(build_layer(nn, cfg), np.float64, data["state"], True), data
-
-
-def conv2d_matches_scipy(nn, cfg, seed: int, where: Where) -> None:
-    """Conv2d forward and both gradients (float64) against scipy.signal.correlate / convolve."""
-    module, data = _module_and_data(nn, cfg, seed)
-    x, grad_out, state = data["x"], data["grad_out"], data["state"]
-    stride, padding = cfg.kwargs.get("stride", 1), cfg.kwargs.get("padding", 0)
-    grads = {name: param for name, param in module.named_parameters()}
-    assert_close(module(x.copy()), scipy_conv2d(x, state["weight"], state.get("bias"), stride, padding), SCIPY,
-                 where, "scipy forward")
-    grad_x = module.backward(grad_out.copy())
-    exp_x, exp_w, exp_b = scipy_conv2d_backward(x, state["weight"], grad_out, stride, padding)
-    assert_close(grad_x, exp_x, SCIPY, where, "scipy grad[input]")
-    assert_close(grads["weight"].grad, exp_w, SCIPY, where, "scipy grad[weight]")
-    if "bias" in grads:
-        assert_close(grads["bias"].grad, exp_b, SCIPY, where, "scipy grad[bias]")
-
-
-SCIPY_POOLS = {"MaxPool2d": scipy_max_pool2d, "AvgPool2d": scipy_avg_pool2d}
-
-
-def pool2d_matches_scipy(nn, cfg, seed: int, where: Where) -> None:
-    """MaxPool2d / AvgPool2d forward (float64) against scipy.ndimage.maximum_filter / a box correlation."""
-    module, data = _module_and_data(nn, cfg, seed)
-    kernel = cfg.kwargs["kernel_size"]
-    stride = cfg.kwargs.get("stride") or kernel
-    expected = SCIPY_POOLS[cfg.layer](data["x"], kernel, stride, cfg.kwargs.get("padding", 0))
-    assert_close(module(data["x"].copy()), expected, SCIPY, where, "scipy forward")
 
 
 # -- the implementation's code under torch.autograd.gradcheck -------------------------------------------------------
@@ -162,7 +56,7 @@ class _ModuleUnderTest:
     def evaluate(self, x, params):
         self.module.load_state_dict({**self.state, **{n: p.detach().numpy().copy()
                                                        for n, p in zip(self.names, params, strict=True)}})
-        return self.module(x.detach().numpy().copy())
+        return first_output(self.module(x.detach().numpy().copy()))
 
     def gradients(self, grad_out):
         self.module.zero_grad()
@@ -181,7 +75,14 @@ class _LossUnderTest:
         return np.asarray(self.loss(logits.detach().numpy().copy(), self.targets.copy()))
 
     def gradients(self, grad_out):
-        return self.loss.backward(float(grad_out)), []
+        from .runners import upstream_loss_gradient
+
+        return self.loss.backward(upstream_loss_gradient(grad_out)), []
+
+
+def first_output(out):
+    """A pool's output without the indices return_indices=True adds (they have no gradient)."""
+    return out[0] if isinstance(out, tuple) else out
 
 
 def as_torch_function(under_test):
@@ -222,17 +123,13 @@ def assert_gradcheck(fn, inputs, where: Where, stage: str, second_order: bool = 
 
 def gradient_subjects(nn, subject, cfg, seed):
     """(torch function, the implementation's function, float64 inputs) of one database subject at one point."""
-    from .namespace import build_layer, construct, torch_twin
-    from .runners import cross_entropy_data, layer_data, prepared
+    from .namespace import build_layer, torch_twin
+    from .runners import cross_entropy_data, cross_entropy_loss, layer_data, prepared, torch_cross_entropy
 
     if subject.op.kind == "loss":
         data = cross_entropy_data(cfg, seed)
-        targets, smoothing = to_torch(data["targets"], "cpu"), cfg["label_smoothing"]
-        loss = construct(nn.CrossEntropyLoss, "CrossEntropyLoss", label_smoothing=smoothing)
-
-        def torch_loss(logits):
-            return torch.nn.functional.cross_entropy(logits, targets, label_smoothing=smoothing)
-
+        torch_loss = torch_cross_entropy(cfg, data, "cpu", torch.float64)
+        loss = cross_entropy_loss(nn, cfg, data)
         return torch_loss, as_torch_function(_LossUnderTest(loss, data["targets"])), [to_torch(data["logits"], "cpu")]
     data = layer_data(cfg, seed)
     twin = torch_twin(cfg).double()
@@ -241,7 +138,7 @@ def gradient_subjects(nn, subject, cfg, seed):
     names = [n for n, _ in twin.named_parameters()]
 
     def torch_module(x, *params):
-        return torch.func.functional_call(twin, dict(zip(names, params, strict=True)), (x,))
+        return first_output(torch.func.functional_call(twin, dict(zip(names, params, strict=True)), (x,)))
 
     module = prepared(build_layer(nn, cfg), np.float64, data["state"], subject.variant.training)
     under_test = _ModuleUnderTest(module, data["state"], names)

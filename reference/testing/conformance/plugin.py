@@ -101,11 +101,15 @@ def pytest_generate_tests(metafunc):
     if "check" not in metafunc.fixturenames or any(
             "check" in mark.args[0] for mark in metafunc.definition.iter_markers("parametrize")):
         return
-    cuda_marker = any(line.startswith("cuda") for line in metafunc.config.getini("markers"))
+    markers = {line.split(":")[0].strip() for line in metafunc.config.getini("markers")}
     tiers = getattr(metafunc.module, "CONFORMANCE_TIERS", TIERS)
-    params = [pytest.param(c, id=c.id, marks=[pytest.mark.cuda] if cuda_marker and c.device == "cuda" else [])
-              for c in selected_checks(metafunc.config, tiers)]
-    metafunc.parametrize("check", params)
+
+    def marks(check):
+        return ([pytest.mark.cuda] if "cuda" in markers and check.device == "cuda" else []) + \
+            ([pytest.mark.slow] if "slow" in markers and check.slow else [])
+
+    metafunc.parametrize("check", [pytest.param(c, id=c.id, marks=marks(c))
+                                   for c in selected_checks(metafunc.config, tiers)])
 
 
 def pytest_collection_modifyitems(config, items):

@@ -74,10 +74,18 @@ def buffers(module) -> dict:
     return {f"buffer[{key}]": value for key, value in module.state_dict().items() if key not in parameters}
 
 
+def forward_results(out) -> dict:
+    """{"forward": output} and, for a pool built with return_indices=True (an (out, indices) pair), "indices"."""
+    return {"forward": out[0], "indices": out[1]} if isinstance(out, tuple) else {"forward": out}
+
+
 def layer_ours(training: bool):
     def run(nn, config, data):
         module = prepared(build_layer(nn, config), data["x"].dtype, data["state"], training)
-        results = {"forward": module(data["x"].copy())}
+        results = forward_results(module(data["x"].copy()))
+        if np.shape(results["forward"]) != data["grad_out"].shape:  # no backward for an output of another shape
+            raise AssertionError(f"output shape {np.shape(results['forward'])}, expected {data['grad_out'].shape} "
+                                 "(torch's output-size formula)")
         results["grad[input]"] = module.backward(data["grad_out"].copy())
         return {**results, **parameter_gradients(module), **buffers(module)}
     return run
@@ -89,9 +97,9 @@ def layer_torch(training: bool):
         module.load_state_dict({k: to_torch(v, device) for k, v in data["state"].items()})
         module.train(training)
         x = to_torch(data["x"], device, dtype, requires_grad=True)
-        out = module(x)
-        out.backward(to_torch(data["grad_out"], device, dtype))
-        results = {"forward": out, "grad[input]": x.grad}
+        results = forward_results(module(x))
+        results["forward"].backward(to_torch(data["grad_out"], device, dtype))
+        results["grad[input]"] = x.grad
         results.update({f"grad[{n}]": p.grad for n, p in module.named_parameters()})
         results.update({f"buffer[{n}]": b for n, b in module.named_buffers()})
         return results
@@ -118,26 +126,62 @@ def mask_torch(config, data, ours, device, dtype):
 
 
 # -- cross-entropy ------------------------------------------------------------------------------------------------
+# Configurations are cross_entropy_configs' (batch, classes, label smoothing, logit scale) or, over every torch
+# argument, cross_entropy_torch_configs' (extra dims or an unbatched (C,), per-class weight, ignore_index,
+# reduction, class-probability targets); absent keys take torch's defaults.
 
 def cross_entropy_data(config, seed: int) -> dict:
+    """Logits, targets, the upstream gradient (a scalar, or one per element for reduction='none') and, for the
+    torch-argument configurations, the per-class weight and ignore_index."""
     rng = np.random.default_rng(seed)
-    n, k = config["batch"], config["classes"]
-    return dict(logits=rng.standard_normal((n, k)) * config["logit_scale"], targets=rng.integers(0, k, n),
-                grad_loss=np.array(rng.uniform(0.5, 2.0)))
+    n, k, extra = config["batch"], config["classes"], tuple(config.get("extra", ()))
+    logits_shape, index_shape = ((k,), ()) if n is None else ((n, k, *extra), (n, *extra))
+    logits = rng.standard_normal(logits_shape) * config.get("logit_scale", 3.0)
+    targets, grad_loss = rng.integers(0, k, index_shape), np.array(rng.uniform(0.5, 2.0))
+    data = dict(logits=logits, targets=targets, grad_loss=grad_loss, kwargs={})
+    if "reduction" not in config:
+        return data
+    if config["probabilities"]:  # class probabilities shaped like the logits (classes on axis 1, or 0 unbatched)
+        data["targets"] = np.moveaxis(rng.dirichlet(np.ones(k), size=index_shape), -1, 0 if n is None else 1)
+    if config["reduction"] == "none":
+        data["grad_loss"] = rng.uniform(0.5, 2.0, index_shape)
+    kwargs = dict(weight=rng.uniform(0.2, 2.0, k) if config["weighted"] else None, reduction=config["reduction"])
+    if config["ignore"] and not config["probabilities"]:  # a class that occurs: those targets are ignored
+        kwargs["ignore_index"] = int(rng.integers(0, k))
+    return {**data, "kwargs": kwargs}
 
 
 def cross_entropy_ours(nn, config, data):
-    loss_fn = construct(nn.CrossEntropyLoss, "CrossEntropyLoss", label_smoothing=config["label_smoothing"])
+    loss_fn = cross_entropy_loss(nn, config, data)
     loss = loss_fn(data["logits"].copy(), data["targets"].copy())
-    return {"forward": np.asarray(loss), "grad[input]": loss_fn.backward(float(data["grad_loss"]))}
+    return {"forward": np.asarray(loss), "grad[input]": loss_fn.backward(upstream_loss_gradient(data["grad_loss"]))}
+
+
+def cross_entropy_loss(nn, config, data):
+    """The namespace's CrossEntropyLoss with the case's arguments (arrays copied)."""
+    kwargs = {key: np.copy(value) if isinstance(value, np.ndarray) else value for key, value in data["kwargs"].items()}
+    return construct(nn.CrossEntropyLoss, "CrossEntropyLoss", label_smoothing=config["label_smoothing"], **kwargs)
+
+
+def upstream_loss_gradient(grad_loss: np.ndarray):
+    """A Python float for a scalar loss (what a training loop passes), else a copy of the per-element array."""
+    return float(grad_loss) if grad_loss.ndim == 0 else grad_loss.copy()
 
 
 def cross_entropy_torch(config, data, ours, device, dtype):
     logits = to_torch(data["logits"], device, dtype, requires_grad=True)
-    loss = torch.nn.functional.cross_entropy(logits, to_torch(data["targets"], device),
-                                             label_smoothing=config["label_smoothing"])
+    loss = torch_cross_entropy(config, data, device, dtype)(logits)
     loss.backward(to_torch(data["grad_loss"], device, dtype))
     return {"forward": loss, "grad[input]": logits.grad}
+
+
+def torch_cross_entropy(config, data, device, dtype):
+    """logits -> torch's cross-entropy loss with the case's targets and arguments."""
+    targets = to_torch(data["targets"], device, dtype)
+    kwargs = {key: to_torch(value, device, dtype) if isinstance(value, np.ndarray) else value
+              for key, value in data["kwargs"].items()}
+    return lambda logits: torch.nn.functional.cross_entropy(logits, targets, label_smoothing=config["label_smoothing"],
+                                                            **kwargs)
 
 
 # -- optimizers and the schedule: the same parameters and gradient sequence, state compared at every step --------

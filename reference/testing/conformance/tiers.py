@@ -47,10 +47,10 @@ def oracle_checks(dtypes, devices) -> list[dict]:
     if "float64" not in dtypes or "cpu" not in devices:
         return []
 
-    def scipy(op):
+    def scipy(subject):
         def run(nn, snippet, config, seed):
-            op.scipy(nn, config, seed, Where("oracle", f"{op.name}[scipy]", "float64", "cpu",
-                                             snippet(config=config, seed=seed)))
+            subject.op.scipy(nn, config, seed, Where("oracle", _tagged(subject.name, "scipy"), "float64", "cpu",
+                                                     snippet(config=config, seed=seed)))
         return run
 
     def gradcheck(subject):
@@ -60,9 +60,9 @@ def oracle_checks(dtypes, devices) -> list[dict]:
                                                                                                 seed=seed)))
         return run
 
-    found = [dict(tier="oracle", subject=f"{op.name}[scipy]", dtype="float64", device="cpu", example=scipy(op),
-                  needs=lambda op=op: op.needs, draw=lambda op=op: {"config": op.configs(), "seed": seeds})
-             for op in OPS if op.scipy is not None]
+    found = [dict(tier="oracle", subject=_tagged(subject.name, "scipy"), dtype="float64", device="cpu",
+                  example=scipy(subject), needs=lambda op=op: op.needs, draw=_drawn(subject, "float64"))
+             for op in OPS if op.scipy is not None for subject in op.subjects()]
     found += [dict(tier="oracle", subject=_tagged(subject.name, "gradcheck"), dtype="float64", device="cpu",
                    example=gradcheck(subject), needs=lambda op=op: op.needs, draw=_drawn(subject, "float64"),
                    depth=GRADCHECK_DEPTH)
@@ -81,6 +81,14 @@ def model_cases():
             for variant in (None, *zoo.spec(name).quirks.variants)]
 
 
+def model_modes(name: str, variant: str | None, dtypes) -> list[tuple[str, str]]:
+    """(mode, dtype) pairs the model tier checks for a zoo model or variant (quirks may leave float32 modes out)."""
+    quirks = zoo.spec(name).quirks
+    float32 = quirks.variants[variant].float32_modes if variant else None
+    float32 = quirks.float32_modes if float32 is None else float32
+    return [(mode, dtype) for mode in MODES for dtype in dtypes if dtype != "float32" or mode in float32]
+
+
 def model_checks(dtypes, devices) -> list[dict]:
     def example(name, variant, mode, dtype, device):
         def run(nn, snippet, seed=0):
@@ -89,8 +97,9 @@ def model_checks(dtypes, devices) -> list[dict]:
 
     return [dict(tier="model", subject=f"{label}[{mode}]", dtype=dtype, device=device,
                  example=example(name, variant, mode, dtype, device),
-                 needs=lambda name=name, variant=variant: model_needs(name, variant))
-            for name, variant, label in model_cases() for mode in MODES for dtype in dtypes for device in devices]
+                 needs=lambda name=name, variant=variant: model_needs(name, variant), slow=zoo.spec(name).quirks.slow)
+            for name, variant, label in model_cases() for mode, dtype in model_modes(name, variant, dtypes)
+            for device in devices]
 
 
 def trajectory_checks(dtypes, devices) -> list[dict]:
@@ -116,8 +125,8 @@ def device_checks(dtypes, devices) -> list[dict]:
              for op in OPS for subject in op.subjects() for dtype in op.dtypes if dtype in dtypes]
     found += [dict(tier="device", subject=f"{label}[{mode}]", dtype=dtype, device="cuda",
                    example=_model_on_devices(name, variant, mode, dtype),
-                   needs=lambda name=name, variant=variant: model_needs(name, variant))
-              for name, variant, label in model_cases() for mode in MODES for dtype in dtypes]
+                   needs=lambda name=name, variant=variant: model_needs(name, variant), slow=zoo.spec(name).quirks.slow)
+              for name, variant, label in model_cases() for mode, dtype in model_modes(name, variant, dtypes)]
     return found
 
 
