@@ -16,6 +16,7 @@ whole channels for dropout2d, identity in eval). `torch.testing._internal` is pr
 from __future__ import annotations
 
 import collections
+import sys
 
 import numpy as np
 import pytest
@@ -24,7 +25,6 @@ import torch
 from reference import numpy_nn as nnp
 from reference.numpy_nn import functional as F
 
-pytestmark = pytest.mark.slow
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 TOLERANCE = {"float64": 1e-9, "float32": 1e-4}  # relative, and absolute on the scale max(1, max|expected|)
 SUPPORTED_FRACTION = 0.95
@@ -370,6 +370,14 @@ def table(counts) -> str:
     return "\n".join(lines)
 
 
+def test_without_torchs_private_sample_database_the_test_skips_with_the_reason(monkeypatch):
+    """torch versions without torch.testing._internal's databases (or without expecttest) skip, never fail."""
+    monkeypatch.setitem(sys.modules, "torch.testing._internal.common_methods_invocations", None)
+    with pytest.raises(pytest.skip.Exception, match="torch's sample inputs are not importable here"):
+        databases()
+
+
+@pytest.mark.slow
 def test_torch_sample_inputs_are_supported_and_match_torch():
     counts, details = tally()
     report = table(counts)
