@@ -47,6 +47,7 @@ OPS = {
     "conv2d": Op("conv2d_forward", "conv2d_backward", tF.conv2d),
     "linear": Op("linear_forward", "linear_backward", tF.linear),
     "relu": Op("relu_forward", "relu_backward", torch.relu),
+    "hardtanh": Op("hardtanh_forward", "hardtanh_backward", tF.hardtanh),  # ReLU6 (tiny_mobilenet)
     "max_pool2d": Op("max_pool2d_forward", "max_pool2d_backward", tF.max_pool2d),
     "avg_pool2d": Op("avg_pool2d_forward", "avg_pool2d_backward", tF.avg_pool2d),
     "adaptive_avg_pool2d": Op("adaptive_avg_pool2d_forward", "adaptive_avg_pool2d_backward", tF.adaptive_avg_pool2d),

@@ -128,7 +128,7 @@ _RESNET18 = ModelQuirks(
 #   in the last stages amplify rounding step by step) and cost minutes at 64x64; the model tier checks one step.
 # - Finite differences in eval mode only: in training mode those batch norms make gradients of ~1e6 whose
 #   central differences are rounding noise; eval mode checks the same backward code on a smooth function. In the
-#   slow tier: ~160 tensors take ~1000 forwards (16 s for mobilenet_v2 on 2 cores).
+#   slow tier: ~160 tensors take ~1000 forwards (mobilenet_v2: 10-20 s on 2 shared cores).
 # - float32 in eval mode only: in training mode both float32 frameworks are far from float64 themselves (measured
 #   at seeds 0-2: torch float32's gradients 2e-3 to 2e-2 relative from float64 in all three, conv1 of resnet50
 #   1.3 on a scale of 70, logits and running variances 2-15x torch's default tolerance), so a comparison
