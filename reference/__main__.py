@@ -22,9 +22,11 @@ def _add_accuracy(subparsers) -> None:
     p.add_argument("--models", nargs="+", metavar="NAME", help="zoo models (default: all that train on the dataset)")
     p.add_argument("--epochs", type=int, help="override each recipe's epochs")
     p.add_argument("--seed", type=int, default=0, help="first seed (default 0)")
-    p.add_argument("--seeds", type=int, default=1, metavar="K",
-                   help="train seeds SEED..SEED+K-1 of every run (each is gated); with --update-baselines the K runs "
-                   "form the new baseline (at least 5 for digits/shapes models, 3 for resnet18 and MNIST)")
+    p.add_argument("--seeds", type=int, default=None, metavar="K",
+                   help="train seeds SEED..SEED+K-1 of every run and gate them together (default: the recipe's "
+                   "gate_seeds, 3 for the tiny digits models, else 1); with --update-baselines the K runs form the new "
+                   "baseline (default and minimum: the recipe's baseline_seeds, 10 for the tiny digits models, 5 for "
+                   "simple_cnn, 3 for resnet18 and MNIST)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files (default: $REFERENCE_DATA_DIR or "
                    "~/.cache/reference)")
     p.add_argument("--report-dir", default="reports/accuracy")

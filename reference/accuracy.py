@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import gate, zoo
 from .baselines import (
     Baseline,
@@ -20,6 +22,7 @@ from .baselines import (
     baseline_record,
     default_baselines_dir,
     load_baseline,
+    recipe_settings,
     record_command,
     write_all,
 )
@@ -68,7 +71,8 @@ def plan_runs(dataset: str, framework: str, device: str, models: list[str] | Non
 
 
 def check_options(epochs: int | None, seed: int, seeds: int, threads: int, jitter: int | None) -> None:
-    """UsageError for a numeric option out of range (before anything is loaded or trained)."""
+    """UsageError for a numeric option out of range (before anything is loaded or trained); `seeds` is the
+    largest number of seeds any run will train."""
     if epochs is not None and epochs < 1:
         raise UsageError(f"--epochs must be at least 1, got {epochs}")
     if seeds < 1:
@@ -101,19 +105,19 @@ def load_baselines(paths: dict[tuple, Path], n_test: int, updating: bool) -> dic
 
 
 def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str = "auto",
-                 models: list[str] | None = None, epochs: int | None = None, seed: int = 0, seeds: int = 1,
+                 models: list[str] | None = None, epochs: int | None = None, seed: int = 0, seeds: int | None = None,
                  data_dir: str | None = None, report_dir: str | Path = "reports/accuracy",
                  baselines_dir: str | Path | None = None, update_baselines: bool = False, threads: int = 1,
                  jitter: int | None = None, quiet: bool = False) -> int:
-    """Train seeds `seed`..`seed + seeds - 1` of each planned run, gate every one, optionally record the runs
-    as the new baselines (all or none), write the report and print the table; return the exit code."""
+    """Train seeds `seed`..`seed + seeds - 1` of each planned run (default: its recipe's gate_seeds, or
+    baseline_seeds when updating), gate them together, optionally record them as the new baselines (all or
+    none), write the report and print the table; return the exit code."""
     started = time.perf_counter()
     baselines_dir = Path(baselines_dir) if baselines_dir else default_baselines_dir()
     try:
-        check_options(epochs, seed, seeds, threads, jitter)
         runs = plan_runs(dataset, framework, resolve_device(device), models)
-        if update_baselines:
-            check_baseline_seeds(runs, dataset, seeds)
+        counts = {run: seeds_of(run[0], dataset, seeds, update_baselines) for run in runs}
+        check_options(epochs, seed, max(counts.values()), threads, jitter)
         output = ReportDir(report_dir)
         data = load_dataset(dataset, data_dir)
         paths = {(data.name, *run): baseline_path(baselines_dir, data.name, *run) for run in runs}
@@ -128,12 +132,11 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
             try:
                 trained[key] = [train(model, fw, data, device=run_device, seed=s, epochs=epochs,
                                       threads=threads or None, jitter=jitter, quiet=quiet)
-                                for s in range(seed, seed + seeds)]
+                                for s in range(seed, seed + counts[key[1:]])]
             except FloatingPointError as error:
                 print(f"error: training diverged: {error}; no report written", file=sys.stderr)
                 return 1
-            for result in trained[key]:
-                records.append(gate_run(result, baselines[key], _display(path)))
+            records.append(gate_run(trained[key], baselines[key], _display(path)))
             results.append(trained[key][0])
         updated = record_baselines(paths, trained, baselines, records) if update_baselines else []
         written = write_report(output.staging, records, results, {data.name: data})
@@ -142,33 +145,45 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
     for line in notes(records, updating=update_baselines):
         print(line)
     if updated:
-        print(f"baselines updated ({seeds} seeds each): {', '.join(_display(path) for path in updated)}")
+        print(f"baselines updated: {', '.join(_display(path) for path in updated)}")
     print(f"report: {output.path / written[-1].name} ({len(written)} files) in {time.perf_counter() - started:.0f}s")
-    return 1 if any(failed(record, update_baselines) for record in records) else 0
+    if update_baselines:
+        return 0 if updated else 1
+    return 1 if any(record["verdict"] in gate.FAILING for record in records) else 0
 
 
-def check_baseline_seeds(runs: list[tuple[str, str, str]], dataset: str, seeds: int) -> None:
-    """A committed baseline needs at least its recipe's `baseline_seeds` runs (UsageError otherwise)."""
-    for model, _, _ in runs:
-        needed = zoo.spec(model).recipes[dataset].baseline_seeds
-        if seeds < needed:
-            raise UsageError(f"--update-baselines records a distribution: {model} on {dataset} needs --seeds "
-                             f"{needed} or more, got {seeds}")
+def seeds_of(model: str, dataset: str, seeds: int | None, updating: bool) -> int:
+    """How many seeds a run trains: `seeds`, else its recipe's gate_seeds (baseline_seeds when updating). A
+    committed baseline needs at least baseline_seeds runs (UsageError otherwise)."""
+    recipe = zoo.spec(model).recipes[dataset]
+    if not updating:
+        return recipe.gate_seeds if seeds is None else seeds
+    if seeds is not None and seeds < recipe.baseline_seeds:
+        raise UsageError(f"--update-baselines records a distribution: {model} on {dataset} needs --seeds "
+                         f"{recipe.baseline_seeds} or more, got {seeds}")
+    return recipe.baseline_seeds if seeds is None else seeds
 
 
-def gate_run(result, baseline: Baseline | None, baseline_file: str | None = None) -> dict:
-    """The report record of one trained run, gated against `baseline` (its runs and its floor)."""
-    outcome = gate.gate(result.correct, None if baseline is None else baseline.runs,
-                        None if baseline is None else baseline.floor)
-    record = run_record(result, outcome, baseline_file)
-    record["record_command"] = record_command(result.dataset, result.model_name, result.framework, result.device)
+def gate_run(results: list, baseline: Baseline | None, baseline_file: str | None = None) -> dict:
+    """The report record of one run's seeds (`train.TrainResult`s), gated together against `baseline`."""
+    outcome = gate.gate(np.stack([result.correct for result in results]),
+                        None if baseline is None else baseline.runs, None if baseline is None else baseline.floor)
+    record = run_record(results, outcome, baseline_file)
+    first = results[0]
+    record["record_command"] = record_command(first.dataset, first.model_name, first.framework, first.device)
     return record
 
 
 def record_baselines(paths: dict, trained: dict, baselines: dict, records: list[dict]) -> list[Path]:
-    """Write every run's new baseline, or none when any trained run is below its floor."""
-    if any(record["verdict"] == gate.BELOW_FLOOR for record in records):
-        print("baselines not updated: a run is below its hard floor (see the notes)", file=sys.stderr)
+    """Write every run's new baseline, or none when any trained seed is below its run's floor."""
+    below = [result for key, results in trained.items() for result in results
+             if result.accuracy < _kept_floor(baselines[key], results[0].recipe)]
+    if below:
+        print(f"baselines not updated: {len(below)} run(s) below the hard floor of an unchanged recipe, e.g. "
+              f"{below[0].model_name} {below[0].framework} seed {below[0].seed}: {below[0].accuracy:.4f}",
+              file=sys.stderr)
+        for record in records:
+            record["baseline_updated"] = False
         return []
     environment = {device: describe(device) for device in {key[3] for key in paths}}
     documents = {path: baseline_record(trained[key], environment[key[3]], baselines[key])
@@ -179,11 +194,11 @@ def record_baselines(paths: dict, trained: dict, baselines: dict, records: list[
     return written
 
 
-def failed(record: dict, updating: bool) -> bool:
-    """Whether a run fails the job; when updating baselines only a floor miss does (the new baseline is accepted)."""
-    if updating:
-        return record["verdict"] == gate.BELOW_FLOOR
-    return record["verdict"] in gate.FAILING
+def _kept_floor(baseline: Baseline | None, recipe) -> float:
+    """The floor a re-recorded baseline keeps: the old one while the recipe is unchanged (else none: 0)."""
+    if baseline is None or baseline.floor is None or baseline.recipe != recipe_settings(recipe):
+        return 0.0
+    return baseline.floor
 
 
 def _display(path: Path) -> str:

@@ -61,7 +61,7 @@ class Cell:
     model: str
     framework: str
     device: str
-    seed: int
+    seeds: tuple[int, ...]  # a gated run: its recipe's gate_seeds trainings, gated together
     variant: str = "1 thread"
     fault: str | None = None
 
@@ -95,13 +95,14 @@ def run_calibration(*, dataset: str = "digits", models: list[str] | None = None,
     except (UsageError, DataError, ReportError, BaselineError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    cells = [Cell(*run, seed, variant) for run in runs for variant in variants
-             for seed in range(FIRST_SEED, FIRST_SEED + seeds)]
+    recipes = {run: zoo.spec(run[0]).recipes[data.name] for run in runs}
+    cells = [Cell(*run, gated_seeds(FIRST_SEED, i, recipes[run].gate_seeds), variant)
+             for run in runs for variant in variants for i in range(seeds)]
     fault_names = list(FAULTS) if faults is None else faults
     fault_models = list(DEFAULT_FAULT_MODELS) if fault_models is None else fault_models
-    cells += [Cell(*run, seed, "1 thread", name) for run in runs if run[0] in fault_models for name in fault_names
-              if FAULTS[name].applies(run[0], run[1], zoo.spec(run[0]).recipes[data.name])
-              for seed in range(fault_seeds)]
+    cells += [Cell(*run, gated_seeds(0, i, recipes[run].gate_seeds), "1 thread", name)
+              for run in runs if run[0] in fault_models for name in fault_names
+              if FAULTS[name].applies(run[0], run[1], recipes[run]) for i in range(fault_seeds)]
     with output:
         outcomes = execute(cells, data.name, data_dir, jobs or len(os.sched_getaffinity(0)), quiet)
         summary = summarize(outcomes, baselines, data.name, len(data.y_test))
@@ -112,8 +113,15 @@ def run_calibration(*, dataset: str = "digits", models: list[str] | None = None,
         elif update_floors:
             record_floors(summary, baselines)
     print(markdown(summary))
-    print(f"report: {output.path / 'calibration.md'} ({len(cells)} runs in {time.perf_counter() - started:.0f}s)")
+    trainings = sum(len(cell.seeds) for cell in cells)
+    print(f"report: {output.path / 'calibration.md'} ({len(cells)} gated runs, {trainings} trainings, in "
+          f"{time.perf_counter() - started:.0f}s)")
     return 1 if summary["false_alarms"] else 0
+
+
+def gated_seeds(first: int, index: int, count: int) -> tuple[int, ...]:
+    """The seeds of the index-th gated run of `count` seeds from `first` on (runs never share a seed)."""
+    return tuple(range(first + index * count, first + (index + 1) * count))
 
 
 def _baseline(root, dataset: str, run: tuple[str, str, str]):
@@ -131,7 +139,7 @@ def execute(cells: list[Cell], dataset: str, data_dir, jobs: int, quiet: bool) -
         by_env[tuple(sorted(VARIANTS[cell.variant].env.items()))].append(cell)
     done = {}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter reads ATEN_CPU_CAPABILITY at torch import
-    with tqdm(total=len(cells), desc="calibration runs", unit="run", disable=quiet, mininterval=30) as bar:
+    with tqdm(total=len(cells), desc="calibration (gated runs)", unit="run", disable=quiet, mininterval=30) as bar:
         for env, group in by_env.items():
             with ProcessPoolExecutor(min(jobs, len(group)), mp_context=context, initializer=_set_environment,
                                      initargs=(dict(env),)) as pool:
@@ -153,7 +161,19 @@ def _dataset(name: str, data_dir):
 
 
 def train_cell(cell: Cell, dataset: str, data_dir) -> dict:
-    """Train one cell (in a worker process) and return its accuracy, correctness bitmask and seconds."""
+    """Train one cell's seeds (in a worker process): their accuracies, correctness bitmasks and divergences."""
+    outcome = {"accuracies": [], "correct": [], "diverged": []}
+    for seed in cell.seeds:
+        accuracy, correct, diverged = _train_seed(cell, seed, dataset, data_dir)
+        outcome["accuracies"].append(accuracy)
+        outcome["correct"].append(gate.encode_correct(correct))
+        outcome["diverged"] += [diverged] if diverged else []
+    return outcome
+
+
+def _train_seed(cell: Cell, seed: int, dataset: str, data_dir) -> tuple[float, np.ndarray, str | None]:
+    """(accuracy, correctness, None) of one training of the cell, or (0, all wrong, why) when it diverged:
+    the accuracy job fails such a run too."""
     from .train import train
 
     data = _dataset(dataset, data_dir)
@@ -162,16 +182,14 @@ def train_cell(cell: Cell, dataset: str, data_dir) -> dict:
     fault = FAULTS.get(cell.fault)
     if fault is not None:
         recipe = fault.recipe(recipe) if fault.recipe else recipe
-        data = fault.data(data, cell.seed) if fault.data else data
+        data = fault.data(data, seed) if fault.data else data
     try:
         with fault.applied() if fault else contextlib.nullcontext():
-            result = train(cell.model, cell.framework, data, device=cell.device, seed=cell.seed, recipe=recipe,
-                           threads=variant.threads, jitter=cell.seed if variant.jitter else None)
-    except FloatingPointError as error:  # the accuracy job fails such a run too: no example counts as right
-        return {"accuracy": 0.0, "correct": gate.encode_correct(np.zeros(len(data.y_test), bool)),
-                "seconds": None, "diverged": str(error)}
-    return {"accuracy": result.accuracy, "correct": gate.encode_correct(result.correct),
-            "seconds": result.train_seconds}
+            result = train(cell.model, cell.framework, data, device=cell.device, seed=seed, recipe=recipe,
+                           threads=variant.threads, jitter=seed if variant.jitter else None)
+    except FloatingPointError as error:
+        return 0.0, np.zeros(len(data.y_test), bool), str(error)
+    return result.accuracy, result.correct, None
 
 
 def summarize(outcomes: list[tuple[Cell, dict]], baselines: dict, dataset: str, n_test: int) -> dict:
@@ -179,17 +197,19 @@ def summarize(outcomes: list[tuple[Cell, dict]], baselines: dict, dataset: str, 
     rows = []
     for run, baseline in baselines.items():
         clean = [(c, o) for c, o in outcomes if (c.model, c.framework, c.device) == run and c.fault is None]
-        accuracies = np.array([o["accuracy"] for _, o in clean])
+        accuracies = np.array([a for _, o in clean for a in o["accuracies"]])  # every training, one by one
         floor = floor_from(float(accuracies.min()), n_test)
         gating_floor = floor if baseline.floor is None else baseline.floor  # what the accuracy gate would use
         verdicts = [_verdict(o, baseline, gating_floor) for _, o in clean]
-        threshold = gate.gate(np.ones(n_test, bool), baseline.runs, None).threshold
+        gate_seeds = len(clean[0][0].seeds)
+        threshold = gate.gate(np.ones((gate_seeds, n_test), bool), baseline.runs, None).threshold
         row = {"model": run[0], "framework": run[1], "device": run[2], "dataset": dataset,
                "baseline_mean": float(baseline.runs.mean()), "baseline_runs": len(baseline.runs),
-               "threshold": threshold, "committed_floor": baseline.floor, "floor": floor,
-               "clean_runs": len(clean), "clean_mean": float(accuracies.mean()), "clean_sd": float(accuracies.std()),
-               "lowest": float(accuracies.min()), "false_alarms": sum(v != gate.PASS for v in verdicts),
-               "diverged": sum("diverged" in o for _, o in clean),
+               "gate_seeds": gate_seeds, "threshold": threshold, "committed_floor": baseline.floor, "floor": floor,
+               "clean_runs": len(clean), "trainings": len(accuracies), "clean_mean": float(accuracies.mean()),
+               "clean_sd": float(accuracies.std()), "lowest": float(accuracies.min()),
+               "false_alarms": sum(v != gate.PASS for v in verdicts),
+               "diverged": sum(len(o["diverged"]) for _, o in clean),
                "by_variant": _by_variant(clean), "faults": _faults(outcomes, run, baseline, gating_floor)}
         rows.append(row)
     return {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "alpha": gate.ALPHA,
@@ -197,28 +217,28 @@ def summarize(outcomes: list[tuple[Cell, dict]], baselines: dict, dataset: str, 
 
 
 def _verdict(outcome: dict, baseline, floor: float) -> str:
-    correct = gate.decode_correct(outcome["correct"], baseline.n_test)
+    correct = np.stack([gate.decode_correct(text, baseline.n_test) for text in outcome["correct"]])
     return gate.gate(correct, baseline.runs, floor).verdict
 
 
 def _by_variant(clean: list) -> dict:
     groups = defaultdict(list)
     for cell, outcome in clean:
-        groups[cell.variant].append(outcome["accuracy"])
+        groups[cell.variant] += outcome["accuracies"]
     return {variant: {"runs": len(a), "mean": float(np.mean(a)), "min": float(np.min(a)), "accuracies": a}
             for variant, a in groups.items()}
 
 
 def _faults(outcomes: list, run: tuple, baseline, floor: float) -> dict:
-    """Per fault applied to this run: seeds, how many were flagged, and the accuracies."""
+    """Per fault applied to this run: gated runs, how many were flagged, the trainings' accuracies."""
     groups = defaultdict(list)
     for cell, outcome in outcomes:
         if (cell.model, cell.framework, cell.device) == run and cell.fault is not None:
             groups[cell.fault].append(outcome)
     return {name: {"runs": len(found), "detected": sum(_verdict(o, baseline, floor) in gate.FAILING for o in found),
-                   "diverged": sum("diverged" in o for o in found),
-                   "mean": float(np.mean([o["accuracy"] for o in found])),
-                   "accuracies": [o["accuracy"] for o in found], "description": FAULTS[name].description}
+                   "diverged": sum(len(o["diverged"]) for o in found),
+                   "mean": float(np.mean([a for o in found for a in o["accuracies"]])),
+                   "accuracies": [a for o in found for a in o["accuracies"]], "description": FAULTS[name].description}
             for name, found in groups.items()}
 
 
@@ -228,7 +248,7 @@ def record_floors(summary: dict, baselines: dict) -> None:
     for row in summary["rows"]:
         baseline = baselines[(row["model"], row["framework"], row["device"])]
         document = dict(baseline.record)
-        document["floor"] = {"accuracy": row["floor"], "lowest_observed": row["lowest"], "runs": row["clean_runs"],
+        document["floor"] = {"accuracy": row["floor"], "lowest_observed": row["lowest"], "runs": row["trainings"],
                              "margin_sd": FLOOR_MARGIN_SD, "variants": list(row["by_variant"]),
                              "calibrated": summary["created"][:10]}
         documents[baseline.path] = document
@@ -238,12 +258,12 @@ def record_floors(summary: dict, baselines: dict) -> None:
 
 def markdown(summary: dict) -> str:
     """The calibration tables: false alarms and floors per run, then detections per fault."""
-    lines = ["| model | framework | clean runs | mean (sd) | lowest | threshold | floor | false alarms |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    lines = ["| model | framework | gated runs x seeds | mean (sd) of one training | lowest | threshold | floor | "
+             "false alarms |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in summary["rows"]:
-        lines.append(f"| {r['model']} | {r['framework']} | {r['clean_runs']} | {r['clean_mean']:.4f} "
-                     f"({r['clean_sd']:.4f}) | {r['lowest']:.4f} | {r['threshold']:.4f} | {r['floor']:.3f} | "
-                     f"{r['false_alarms']} |")
+        lines.append(f"| {r['model']} | {r['framework']} | {r['clean_runs']} x {r['gate_seeds']} | "
+                     f"{r['clean_mean']:.4f} ({r['clean_sd']:.4f}) | {r['lowest']:.4f} | {r['threshold']:.4f} | "
+                     f"{r['floor']:.3f} | {r['false_alarms']} |")
     faults = sorted({name for r in summary["rows"] for name in r["faults"]})
     if faults:
         lines += ["", "| fault | " + " | ".join(f"{r['model']} {r['framework']}" for r in summary["rows"]) + " |",
@@ -265,10 +285,12 @@ def write_calibration(folder, summary: dict) -> None:
 
     (folder / "calibration.json").write_text(json.dumps(summary, indent=1) + "\n")
     text = ["# Accuracy gate calibration", "",
-            f"Clean runs: unchanged code, seeds from {FIRST_SEED}, on every emulated machine; a false alarm is any "
-            f"failing verdict. Threshold: the regression bound (false-alarm rate {gate.ALPHA} per run). Floor: "
-            f"lowest clean accuracy minus {FLOOR_MARGIN_SD:g} binomial standard errors. Faults: detected/runs "
-            "(mean accuracy; a diverged run, stopped by a non-finite loss, counts as accuracy 0).", "",
+            f"Clean runs: unchanged code, seeds from {FIRST_SEED} (the baselines never saw them), on every emulated "
+            "machine; a gated run trains the recipe's gate_seeds seeds and a false alarm is any failing verdict. "
+            f"Threshold: the regression bound on a gated run's mean (false-alarm rate {gate.ALPHA} per gated run). "
+            f"Floor: the lowest single training's accuracy minus {FLOOR_MARGIN_SD:g} binomial standard errors. "
+            "Faults: detected/gated runs (mean accuracy of the trainings; a diverged training, stopped by a "
+            "non-finite loss, counts as accuracy 0).", "",
             markdown(summary), "", "![distributions](calibration.png)", ""]
     (folder / "calibration.md").write_text("\n".join(text))
     calibration_plot(summary, folder / "calibration.png")

@@ -73,6 +73,24 @@ def _relu_grad_unmasked():
     return _patched(functional, "relu_backward", lambda _: lambda grad_out, cache: grad_out)
 
 
+def _max_pool_grad_to_window_corner():
+    """Max-pool backward routes each window's gradient to the window's top-left element, not to its maximum."""
+    from .numpy_nn import MaxPool2d
+
+    def make(backward):
+        def faulty(self, grad_out):
+            grad_x = backward(self, grad_out)
+            (sh, sw), (ph, pw) = self.stride, self.padding
+            rows = np.clip(np.arange(grad_out.shape[-2]) * sh - ph, 0, grad_x.shape[-2] - 1)
+            columns = np.clip(np.arange(grad_out.shape[-1]) * sw - pw, 0, grad_x.shape[-1] - 1)
+            routed = np.zeros_like(grad_x)
+            np.add.at(routed, (..., rows[:, None], columns[None, :]), grad_out)
+            return routed
+        return faulty
+
+    return _patched(MaxPool2d, "backward", make)
+
+
 def _dropped_residual():
     """The residual block forgets its identity shortcut: y = relu(conv2(relu(conv1(x))))."""
     from .numpy_nn import blocks
@@ -96,6 +114,11 @@ def _dropped_residual():
     return patch()
 
 
+def _unscaled_inputs(data: Dataset, seed: int) -> Dataset:
+    """The input scaling forgotten: every pixel 16 times larger (digits' raw 0..16 range instead of 0..1)."""
+    return replace(data, x_train=data.x_train * np.float32(16), x_test=data.x_test * np.float32(16))
+
+
 def _label_noise(data: Dataset, seed: int, fraction: float = 0.05) -> Dataset:
     """`fraction` of the training labels replaced by another class, drawn from `seed`."""
     rng = np.random.default_rng(seed)
@@ -108,13 +131,17 @@ def _label_noise(data: Dataset, seed: int, fraction: float = 0.05) -> Dataset:
 FAULTS = {fault.name: fault for fault in [
     Fault("one-epoch", "training stops after 1 epoch", recipe=lambda r: replace(r, epochs=1)),
     Fault("lr/10", "learning rate 10x too small", recipe=lambda r: replace(r, lr=r.lr / 10)),
+    Fault("lr*10", "learning rate 10x too large", recipe=lambda r: replace(r, lr=r.lr * 10)),
     Fault("momentum-lost", "SGD momentum dropped (0 instead of the recipe's)",
           recipe=lambda r: replace(r, momentum=0.0)),
     Fault("label-noise-5%", "5% of the training labels wrong", data=_label_noise),
+    Fault("inputs-unscaled", "input scaling forgotten: pixels 16x too large", data=_unscaled_inputs),
     Fault("conv-weight-grad+1%", "conv weight gradients 1% too large", frameworks=("numpy",),
           patch=_conv_weight_grad_off_by_one_percent),
     Fault("relu-grad-unmasked", "ReLU backward lets the gradient through negative inputs", frameworks=("numpy",),
           patch=_relu_grad_unmasked),
+    Fault("maxpool-grad-corner", "max-pool backward routes the gradient to the window's corner, not its maximum",
+          frameworks=("numpy",), needs="MaxPool2d", patch=_max_pool_grad_to_window_corner),
     Fault("dropped-residual", "the residual block loses its identity shortcut", frameworks=("numpy",),
           needs="ResidualBlock", patch=_dropped_residual),
 ]}

@@ -1,4 +1,4 @@
-"""The accuracy gate: a new run against the distribution of its baseline's runs, intervals, and the verdict.
+"""The accuracy gate: new runs against the distribution of their baseline's runs, intervals, and the verdict.
 
 Pure functions of arrays and numbers; the baseline files and the training live elsewhere.
 
@@ -7,9 +7,10 @@ examples c is one more draw from the distribution the baseline's K runs c_1..c_K
 n are skewed (errors are rare events), so the gate works on Anscombe's variance-stabilized scale
 y = asin(sqrt((c + 3/8) / (n + 3/4))), where a binomial count has sd 1/(2 sqrt(n)) whatever its accuracy and
 the tails are close to normal. With m and s the mean and sample sd of the baseline runs' y (s at least the
-binomial 1/(2 sqrt(n)): five runs can agree by chance), a run is a regression when
-y < m - z * s * sqrt(1 + 1/K), z = Phi^-1(1 - ALPHA): a one-sided prediction bound (sqrt(1 + 1/K) carries
-the uncertainty of m) with false-alarm rate about ALPHA per run. `calibration` measures it on real runs.
+binomial 1/(2 sqrt(n)): a few runs can agree by chance), S new runs (seeds) whose mean y is ȳ are a
+regression when ȳ < m - z * s * sqrt(1/S + 1/K), z = Phi^-1(1 - ALPHA): a one-sided prediction bound
+(sqrt(1/S + 1/K) carries the uncertainty of both means) with false-alarm rate about ALPHA per gated run.
+More seeds on either side buy power. `calibration` measures it on real runs.
 """
 
 from __future__ import annotations
@@ -44,10 +45,10 @@ class GateResult:
     baseline: float | None = None  # mean accuracy of the baseline's runs
     baseline_sd: float | None = None  # sample sd of the baseline runs' accuracies
     baseline_runs: int | None = None
-    threshold: float | None = None  # lowest accuracy that passes the regression bound
+    threshold: float | None = None  # the regression bound as an accuracy (exact for one run, about for S)
     delta: float | None = None  # accuracy - baseline
     p_value: float | None = None  # one-sided: how likely a run of the baseline's distribution scores this low
-    newly_wrong: int | None = None  # test examples every baseline run got right and this run got wrong
+    newly_wrong: int | None = None  # test examples every baseline run got right and every new run got wrong
 
     @property
     def failed(self) -> bool:
@@ -72,11 +73,11 @@ def spread(counts: np.ndarray, n: int) -> float:
     return max(sample, 0.5 / math.sqrt(n))
 
 
-def regression_bound(counts: np.ndarray, n: int, alpha: float = ALPHA) -> tuple[float, float, float]:
-    """(mean, spread, lowest passing y) of the one-sided prediction bound at false-alarm rate alpha, on the
-    stabilized scale; `lowest_count` turns the bound back into a count."""
+def regression_bound(counts: np.ndarray, n: int, alpha: float = ALPHA, runs: int = 1) -> tuple[float, float, float]:
+    """(mean, spread, lowest passing mean y of `runs` new runs) of the one-sided prediction bound at false-alarm
+    rate alpha, on the stabilized scale; `lowest_count` turns the bound back into a count."""
     mean, sd = float(stabilized(counts, n).mean()), spread(counts, n)
-    return mean, sd, mean + norm.ppf(alpha) * sd * math.sqrt(1.0 + 1.0 / len(counts))
+    return mean, sd, mean + norm.ppf(alpha) * sd * math.sqrt(1.0 / runs + 1.0 / len(counts))
 
 
 def lowest_count(bound: float, n: int) -> int:
@@ -91,12 +92,13 @@ def lowest_count(bound: float, n: int) -> int:
 
 def gate(new_correct: np.ndarray, baseline_runs: np.ndarray | None, floor: float | None,
          alpha: float = ALPHA) -> GateResult:
-    """Verdict on a run against (K, n) baseline correctness: below-floor, regression, pass (or no baseline)."""
-    new_correct = np.asarray(new_correct, dtype=bool)
-    n = len(new_correct)
-    count = int(new_correct.sum())
-    accuracy = count / n
-    low, high = accuracy_interval(count, n)
+    """Verdict on S new runs, (n,) or (S, n) correctness, against (K, n) baseline correctness: below-floor
+    (their mean accuracy), regression (their mean stabilized accuracy), pass (or no baseline)."""
+    new_correct = np.atleast_2d(np.asarray(new_correct, dtype=bool))
+    runs, n = new_correct.shape
+    counts_new = new_correct.sum(axis=1)
+    accuracy = float(counts_new.mean()) / n
+    low, high = accuracy_interval(int(counts_new.sum()), runs * n)
     below_floor = floor is not None and accuracy < floor
     if baseline_runs is None:
         return GateResult(BELOW_FLOOR if below_floor else NO_BASELINE, accuracy, n, low, high, floor)
@@ -104,20 +106,20 @@ def gate(new_correct: np.ndarray, baseline_runs: np.ndarray | None, floor: float
     if baseline_runs.shape[1] != n:
         return GateResult(MISMATCH, accuracy, n, low, high, floor)
     counts = baseline_runs.sum(axis=1)
-    mean, sd, bound = regression_bound(counts, n, alpha)
-    p = float(norm.cdf((float(stabilized(count, n)) - mean) / (sd * math.sqrt(1.0 + 1.0 / len(counts)))))
-    newly_wrong = int(np.sum(baseline_runs.all(axis=0) & ~new_correct))
-    threshold = lowest_count(bound, n)
+    mean, sd, bound = regression_bound(counts, n, alpha, runs)
+    observed = float(stabilized(counts_new, n).mean())
+    p = float(norm.cdf((observed - mean) / (sd * math.sqrt(1.0 / runs + 1.0 / len(counts)))))
+    newly_wrong = int(np.sum(baseline_runs.all(axis=0) & ~new_correct.any(axis=0)))
     if below_floor:
         verdict = BELOW_FLOOR
-    elif count < threshold:
+    elif observed < bound:
         verdict = REGRESSION
     else:
         verdict = PASS
     accuracies = counts / n
     baseline_sd = float(accuracies.std(ddof=1)) if len(counts) > 1 else 0.0
     return GateResult(verdict, accuracy, n, low, high, floor, float(accuracies.mean()), baseline_sd, len(counts),
-                      threshold / n, accuracy - float(accuracies.mean()), p, newly_wrong)
+                      lowest_count(bound, n) / n, accuracy - float(accuracies.mean()), p, newly_wrong)
 
 
 def encode_correct(correct: np.ndarray) -> str:

@@ -18,7 +18,7 @@ from . import gate
 from .data import atomic_write_bytes
 from .environment import describe
 
-COLUMNS = ("model", "framework", "dataset", "device", "seed", "accuracy (95% CI)", "baseline (sd, runs)",
+COLUMNS = ("model", "framework", "dataset", "device", "seeds", "accuracy (95% CI)", "baseline (sd, runs)",
            "threshold", "p-value", "verdict", "seconds")
 
 
@@ -71,22 +71,26 @@ class ReportDir:
                 shutil.rmtree(aside, ignore_errors=True)
 
 
-def run_record(result, outcome: gate.GateResult, baseline_file: str | None = None) -> dict:
-    """The JSON record of one run: what was trained, how it scored, and the gate's verdict."""
+def run_record(results: list, outcome: gate.GateResult, baseline_file: str | None = None) -> dict:
+    """The JSON record of one gated run (its seeds' `train.TrainResult`s): what was trained, how each seed
+    scored, and the gate's verdict on them together. `accuracy` is their mean; `history` the first seed's."""
+    first = results[0]
     return {
-        "model": result.model_name,
-        "framework": result.framework,
-        "dataset": result.dataset,
-        "device": result.device,
+        "model": first.model_name,
+        "framework": first.framework,
+        "dataset": first.dataset,
+        "device": first.device,
         "accuracy": outcome.accuracy,
         "n_test": outcome.n_test,
         "ci_low": outcome.ci_low,
         "ci_high": outcome.ci_high,
-        "epochs": result.epochs,
-        "seed": result.seed,
-        "threads": result.threads,
-        "jitter": result.jitter,
-        "train_seconds": result.train_seconds,
+        "epochs": first.epochs,
+        "seed": first.seed,
+        "seeds": [result.seed for result in results],
+        "accuracies": [result.accuracy for result in results],
+        "threads": first.threads,
+        "jitter": first.jitter,
+        "train_seconds": sum(result.train_seconds for result in results),
         "baseline": outcome.baseline,
         "baseline_sd": outcome.baseline_sd,
         "baseline_runs": outcome.baseline_runs,
@@ -97,8 +101,8 @@ def run_record(result, outcome: gate.GateResult, baseline_file: str | None = Non
         "newly_wrong": outcome.newly_wrong,
         "floor": outcome.floor,
         "verdict": outcome.verdict,
-        "correct": gate.encode_correct(result.correct),
-        "history": result.history,
+        "correct": [gate.encode_correct(result.correct) for result in results],
+        "history": first.history,
     }
 
 
@@ -113,8 +117,11 @@ def table_rows(records: list[dict]) -> list[tuple[str, ...]]:
             return "-"
         return f"{r['baseline']:.4f} ({r['baseline_sd']:.4f}, {r['baseline_runs']})"
 
+    def seeds(r):
+        return str(r["seeds"][0]) if len(r["seeds"]) == 1 else f"{r['seeds'][0]}-{r['seeds'][-1]}"
+
     return [
-        (r["model"], r["framework"], r["dataset"], r["device"], str(r["seed"]),
+        (r["model"], r["framework"], r["dataset"], r["device"], seeds(r),
          f"{r['accuracy']:.4f} [{r['ci_low']:.4f}, {r['ci_high']:.4f}]", baseline(r), number(r["threshold"], ".4f"),
          number(r["p_value"], ".3g"), r["verdict"], f"{r['train_seconds']:.1f}")
         for r in records
@@ -141,17 +148,17 @@ def notes(records: list[dict], updating: bool = False) -> list[str]:
     """Lines explaining the verdicts that need action (no baseline, regression, floor, mismatch, no floor)."""
     lines = []
     for r in records:
-        name = f"{r['model']} ({r['framework']}, {r['dataset']}, {r['device']}, seed {r['seed']})"
+        name = f"{r['model']} ({r['framework']}, {r['dataset']}, {r['device']}, seeds {r['seeds']})"
         if r["verdict"] == gate.NO_BASELINE and not updating:
             lines.append(f"{name}: FAILED, no baseline: a run is only gated against a recorded distribution; "
                          f"record one with `{r['record_command']}`")
         elif r["verdict"] == gate.REGRESSION:
-            lines.append(f"{name}: regression, accuracy {r['accuracy']:.4f} is below the threshold "
+            lines.append(f"{name}: regression, mean accuracy {r['accuracy']:.4f} is below the threshold "
                          f"{r['threshold']:.4f} of its baseline ({r['baseline']:.4f} over {r['baseline_runs']} "
                          f"runs, sd {r['baseline_sd']:.4f}; p={r['p_value']:.2g} < {gate.ALPHA}); "
-                         f"{r['newly_wrong']} examples every baseline run got right are wrong")
+                         f"{r['newly_wrong']} examples every baseline run got right are wrong in every seed")
         elif r["verdict"] == gate.BELOW_FLOOR:
-            lines.append(f"{name}: accuracy {r['accuracy']:.4f} is below the hard floor {r['floor']}")
+            lines.append(f"{name}: mean accuracy {r['accuracy']:.4f} is below the hard floor {r['floor']}")
         elif r["verdict"] == gate.MISMATCH:
             lines.append(f"{name}: the baseline has a different test-set size; re-record it with "
                          f"`{r['record_command']}`")
@@ -187,9 +194,10 @@ def write_report(report_dir: str | Path, records: list[dict], results: list, dat
 def markdown_report(records: list[dict], images: list[Path]) -> str:
     """report.md: the table, the notes, and links to the plots."""
     parts = ["# Accuracy report", "",
-             "Verdicts: each run against the distribution of its baseline's runs (regression below the threshold, "
-             f"a one-sided bound with false-alarm rate {gate.ALPHA} per run) and its hard floor. Baseline: mean "
-             "accuracy (spread used, runs). Intervals are 95% Wilson intervals.", "", markdown_table(records), ""]
+             "Verdicts: each run's seeds together against the distribution of its baseline's runs (regression "
+             f"below the threshold, a one-sided bound with false-alarm rate {gate.ALPHA} per gated run) and its "
+             "hard floor. Accuracy: the seeds' mean with a 95% Wilson interval; baseline: mean accuracy (sd, runs).",
+             "", markdown_table(records), ""]
     parts += [f"- {line}" for line in notes(records)]
     parts += ["", *[f"![{path.stem}]({path.name})" for path in images], ""]
     return "\n".join(parts)

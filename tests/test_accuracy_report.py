@@ -69,15 +69,15 @@ def test_gate_run_against_a_distribution(tmp_path):
     write_all({path: baseline_record(one_epoch_seeds(), describe())})
     baseline = load_baseline(path)
     _, (run, _) = one_epoch_runs()
-    record = gate_run(run, baseline)  # seed 0 is one of the baseline's runs
+    record = gate_run([run], baseline)  # seed 0 is one of the baseline's runs
     assert record["verdict"] == gate.PASS and record["baseline_runs"] == 5
     assert record["threshold"] < min(baseline.runs.mean(axis=1))
-    assert gate_run(run, None)["verdict"] == gate.NO_BASELINE
+    assert gate_run([run], None)["verdict"] == gate.NO_BASELINE
 
 
 def test_report_files_hold_every_run(tmp_path):
     digits, runs = one_epoch_runs()
-    records = [gate_run(run, None) for run in runs]
+    records = [gate_run([run], None) for run in runs]
     with ReportDir(tmp_path / "report") as output:
         written = write_report(output.staging, records, runs, {"digits": digits})
         output.publish()
@@ -107,22 +107,26 @@ def accuracy_args(tmp_path, *extra: str) -> list[str]:
 
 
 def test_cli_records_baselines_then_gates_against_them(tmp_path, capsys):
-    assert main(accuracy_args(tmp_path, "--update-baselines", "--seeds", "5")) == 0
+    assert main(accuracy_args(tmp_path, "--update-baselines")) == 0  # the recipe's baseline_seeds: 10
     out = capsys.readouterr().out
-    assert "no-baseline" in out and "baselines updated (5 seeds each)" in out
-    assert load_baseline(tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json").seeds == (0, 1, 2, 3, 4)
+    assert "no-baseline" in out and "baselines updated" in out
+    assert load_baseline(tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json").seeds == tuple(range(10))
 
-    assert main(accuracy_args(tmp_path, "--seed", "7")) == 0
+    assert main(accuracy_args(tmp_path, "--seed", "20")) == 0  # the recipe's gate_seeds: 20, 21, 22
     assert " pass " in capsys.readouterr().out
+    report = json.loads((tmp_path / "report" / "report.json").read_text())
+    assert report["runs"][0]["seeds"] == [20, 21, 22] and len(report["runs"][0]["correct"]) == 3
     assert main(accuracy_args(tmp_path, "--epochs", "1")) == 1  # far below the recorded distribution
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["runs"][0]["verdict"] == gate.REGRESSION and report["runs"][0]["p_value"] < 1e-10
 
 
-def test_cli_gates_every_seed_of_seeds(tmp_path, capsys):
-    assert main(accuracy_args(tmp_path, "--epochs", "1", "--seeds", "3", "--seed", "10")) == 1
+def test_cli_gates_the_seeds_of_a_run_together(tmp_path, capsys):
+    assert main(accuracy_args(tmp_path, "--epochs", "1", "--seeds", "2", "--seed", "10")) == 1  # no baseline
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert [r["seed"] for r in report["runs"]] == [10, 11, 12]
+    (record,) = report["runs"]
+    assert record["seeds"] == [10, 11] and record["accuracy"] == pytest.approx(sum(record["accuracies"]) / 2)
+    assert "| 10-11 |" in (tmp_path / "report" / "report.md").read_text()
 
 
 def test_cli_without_mnist_files_is_a_usage_error_naming_the_fetch_command(tmp_path, capsys):
@@ -146,7 +150,7 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys, options, message):
 def test_default_plan_follows_the_zoo_recipes():
     from reference.accuracy import plan_runs
 
-    digits_models = ("tiny_cnn", "tiny_resnet", "resnet18")
+    digits_models = ("tiny_cnn", "tiny_resnet", "tiny_mobilenet", "resnet18")
     assert plan_runs("digits", "all", "cpu", None) == [
         (model, framework, "cpu") for model in digits_models for framework in ("numpy", "torch")
     ]

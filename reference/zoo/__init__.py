@@ -30,6 +30,7 @@ class TrainRecipe:
     gamma: float = 0.1
     devices: tuple[str, ...] = ("cpu", "cuda")  # where the accuracy tier trains it
     baseline_seeds: int = 5  # fewest seeds a committed baseline of this recipe records
+    gate_seeds: int = 1  # seeds a gated run trains; the gate tests their mean (more seeds: more power)
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,8 @@ def _twin(architecture: Callable) -> tuple[Callable, Callable]:
     return _numpy_builder(architecture), build_torch
 
 
-_DIGITS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=30, step_size=20)
+_DIGITS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=30, step_size=20,
+               baseline_seeds=10, gate_seeds=3)  # cheap: more seeds buy the gate power
 
 # Models with batch norms: torch's CPU batch norm accumulates float32 in double (see the op database's
 # BatchNorm2d budget). resnet18's worst budget stage, grad[layer4.0.conv1.weight], sits right behind layer4's
