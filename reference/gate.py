@@ -66,18 +66,21 @@ def stabilized(counts, n: int):
     return np.arcsin(np.sqrt((np.asarray(counts, dtype=float) + 0.375) / (n + 0.75)))
 
 
-def spread(counts: np.ndarray, n: int) -> float:
-    """The spread the gate assumes, on the stabilized scale: the runs' sample sd, at least the binomial one."""
+def spread(counts: np.ndarray, n: int):
+    """The spread the gate assumes, on the stabilized scale: the runs' sample sd, at least the binomial one.
+    `counts` (..., K): one spread per row."""
     values = stabilized(counts, n)
-    sample = float(values.std(ddof=1)) if len(values) > 1 else 0.0
-    return max(sample, 0.5 / math.sqrt(n))
+    sample = values.std(axis=-1, ddof=1) if values.shape[-1] > 1 else np.zeros(values.shape[:-1])
+    return np.maximum(sample, 0.5 / math.sqrt(n))[()]
 
 
-def regression_bound(counts: np.ndarray, n: int, alpha: float = ALPHA, runs: int = 1) -> tuple[float, float, float]:
+def regression_bound(counts: np.ndarray, n: int, alpha: float = ALPHA, runs: int = 1):
     """(mean, spread, lowest passing mean y of `runs` new runs) of the one-sided prediction bound at false-alarm
-    rate alpha, on the stabilized scale; `lowest_count` turns the bound back into a count."""
-    mean, sd = float(stabilized(counts, n).mean()), spread(counts, n)
-    return mean, sd, mean + norm.ppf(alpha) * sd * math.sqrt(1.0 / runs + 1.0 / len(counts))
+    rate alpha, on the stabilized scale (one per row of `counts` (..., K)); `lowest_count` turns the bound back
+    into a count."""
+    counts = np.asarray(counts)
+    mean, sd = stabilized(counts, n).mean(axis=-1)[()], spread(counts, n)
+    return mean, sd, mean + norm.ppf(alpha) * sd * math.sqrt(1.0 / runs + 1.0 / counts.shape[-1])
 
 
 def lowest_count(bound: float, n: int) -> int:
@@ -106,7 +109,7 @@ def gate(new_correct: np.ndarray, baseline_runs: np.ndarray | None, floor: float
     if baseline_runs.shape[1] != n:
         return GateResult(MISMATCH, accuracy, n, low, high, floor)
     counts = baseline_runs.sum(axis=1)
-    mean, sd, bound = regression_bound(counts, n, alpha, runs)
+    mean, sd, bound = (float(value) for value in regression_bound(counts, n, alpha, runs))
     observed = float(stabilized(counts_new, n).mean())
     p = float(norm.cdf((observed - mean) / (sd * math.sqrt(1.0 / runs + 1.0 / len(counts)))))
     newly_wrong = int(np.sum(baseline_runs.all(axis=0) & ~new_correct.any(axis=0)))
