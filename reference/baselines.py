@@ -115,9 +115,9 @@ def _validated(path: Path, record) -> Baseline:
 
 
 def recipe_settings(recipe) -> dict:
-    """A recipe's training hyper-parameters as recorded in a baseline (devices and seeds are policy)."""
+    """A recipe's training hyper-parameters as recorded in a baseline (devices and seed counts are policy)."""
     settings = asdict(recipe)
-    for policy in ("devices", "baseline_seeds"):
+    for policy in ("devices", "baseline_seeds", "gate_seeds"):
         settings.pop(policy, None)
     return settings
 

@@ -133,15 +133,19 @@ def _baseline(root, dataset: str, run: tuple[str, str, str]):
 
 
 def execute(cells: list[Cell], dataset: str, data_dir, jobs: int, quiet: bool) -> list[tuple[Cell, dict]]:
-    """Train every cell in worker processes, one pool per variant environment; (cell, outcome) in cell order."""
+    """Train every cell in worker processes, one pool per variant environment and thread count, with at most
+    `jobs` threads at work (more spin-wait in BLAS and OpenMP pools: many times slower); (cell, outcome) in
+    cell order."""
     by_env = defaultdict(list)
     for cell in cells:
-        by_env[tuple(sorted(VARIANTS[cell.variant].env.items()))].append(cell)
+        variant = VARIANTS[cell.variant]
+        by_env[(tuple(sorted(variant.env.items())), variant.threads)].append(cell)
     done = {}
     context = multiprocessing.get_context("spawn")  # a fresh interpreter reads ATEN_CPU_CAPABILITY at torch import
     with tqdm(total=len(cells), desc="calibration (gated runs)", unit="run", disable=quiet, mininterval=30) as bar:
-        for env, group in by_env.items():
-            with ProcessPoolExecutor(min(jobs, len(group)), mp_context=context, initializer=_set_environment,
+        for (env, threads), group in by_env.items():
+            workers = max(1, min(jobs // threads, len(group)))
+            with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_environment,
                                      initargs=(dict(env),)) as pool:
                 futures = {cell: pool.submit(train_cell, cell, dataset, data_dir) for cell in group}
                 for cell, future in futures.items():

@@ -69,7 +69,7 @@ def test_a_gradient_off_by_a_thousandth_fails_and_names_the_layer(tmp_path):
                                    extra_path=str(ROOT))
     assert status == 1, output
     failed = {row["subject"] for row in rows if row["verdict"] == "FAIL"}
-    assert failed == {"Linear", "tiny_cnn[train]", "tiny_cnn[eval]"}, failed
+    assert failed == {"Linear", "Linear[args]", "tiny_cnn[train]", "tiny_cnn[eval]"}, failed
     assert "FAIL op-Linear-float64-cpu" in output and "grad[weight]" in output
     assert "reproduce('perturbed_layers', 'op-Linear-float64-cpu', config=LayerConfig(" in output
     assert verdicts(rows)[("op", "Conv2d", "float64")] == "pass"

@@ -68,7 +68,7 @@ def test_rows_of_counts_get_the_bound_of_each_row():
 @pytest.mark.parametrize(("accuracy", "k"), [(0.977, 5), (0.95, 3), (0.995, 5)])
 def test_false_alarm_rate_of_same_distribution_runs_is_at_most_alpha(accuracy, k):
     rate = simulated_false_alarm_rate(accuracy, k, trials=200_000, seed=1)
-    assert rate <= gate.ALPHA, rate  # measured 2e-4 to 5e-4; the Monte Carlo sd of the rate is 7e-5
+    assert rate <= gate.ALPHA, rate  # measured 2e-4 to 6e-4; the Monte Carlo sd of the rate is 7e-5
 
 
 @pytest.mark.parametrize(("drop_se", "low", "high"), [(2, 0.0, 0.15), (5, 0.4, 0.7), (8, 0.9, 1.0)])
