@@ -239,11 +239,14 @@ def _faults(outcomes: list, run: tuple, baseline, floor: float) -> dict:
     for cell, outcome in outcomes:
         if (cell.model, cell.framework, cell.device) == run and cell.fault is not None:
             groups[cell.fault].append(outcome)
-    return {name: {"runs": len(found), "detected": sum(_verdict(o, baseline, floor) in gate.FAILING for o in found),
-                   "diverged": sum(len(o["diverged"]) for o in found),
-                   "mean": float(np.mean([a for o in found for a in o["accuracies"]])),
-                   "accuracies": [a for o in found for a in o["accuracies"]], "description": FAULTS[name].description}
-            for name, found in groups.items()}
+    faults = {}
+    for name, found in groups.items():
+        accuracies = [a for o in found for a in o["accuracies"]]
+        detected = sum(_verdict(o, baseline, floor) in gate.FAILING for o in found)
+        faults[name] = {"runs": len(found), "detected": detected, "diverged": sum(len(o["diverged"]) for o in found),
+                        "mean": float(np.mean(accuracies)), "accuracies": accuracies,
+                        "description": FAULTS[name].description}
+    return faults
 
 
 def record_floors(summary: dict, baselines: dict) -> None:
