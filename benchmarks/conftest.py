@@ -72,21 +72,25 @@ class Bench:
         self.benchmark, self.rows, self.seconds, self.against_package = benchmark, rows, seconds, against_package
 
     def _against_fn(self, make, case: str):
-        """The revision's NumPy callable `make(package)` builds, or None (no --against, or not in that revision)."""
-        if make is None or self.against_package is None:
-            return None
+        """(the revision's NumPy callable `make(package)` builds, None), or (None, why it could not be built): not
+        in that revision, or an API it does not have. The gate lists the reason and fails on gated cases."""
+        if self.against_package is None:
+            return None, None
+        if make is None:
+            return None, "the case times no revision code"
         try:
-            return make(self.against_package)
-        except (AttributeError, TypeError, ValueError, KeyError) as error:
-            print(f"\n{case}: not comparable with --against ({type(error).__name__}: {error})")
-            return None
+            return make(self.against_package), None
+        except Exception as error:  # any failure of the old code to build the case: reported, never dropped
+            return None, f"not in the --against revision ({type(error).__name__}: {error})"
 
     def compare(self, case: str, group: str, numpy_fn, torch_fn, *, against=None, models=(), rounds=None,
                 min_rounds=5, warmup=2, totals=False, **info):
         """Round by round: time torch_fn, then the revision's callable (`against(package)`), then numpy_fn
         (pytest-benchmark); record per-round ratios. Without `rounds`, as many rounds as fit in the
         --bench-seconds budget, at least `min_rounds`, at most 200."""
-        against_fn = self._against_fn(against, case)
+        against_fn, not_compared = self._against_fn(against, case)
+        if not_compared:
+            info["not_compared"] = not_compared
         sides = [numpy_fn, torch_fn] + ([against_fn] if against_fn else [])
         for _ in range(warmup):
             for fn in sides:

@@ -33,11 +33,16 @@ def test_report_is_a_compliance_table_with_verdicts_and_what_is_not_implemented(
     records = [_record("Conv2d", 0.5), _record("Conv2d", 0.01, case="c2"), _record("ReLU", 0.0),
                _record("Linear", 3.0, passed=False), _record("Conv2d", 0.7, kind="budget"),
                _record("Flatten", 2.0, passed=False),
-               _outcome("Conv2d", "passed", examples=2), _outcome("ReLU", "passed", examples=1, refused=3,
-                                                                  refusals=["ReLU: no float16"]),
-               _outcome("Linear", "failed", "AssertionError"), _outcome("Flatten", "failed", "AssertionError"),
+               _outcome("Conv2d", "passed", examples=2), _outcome("ReLU", "passed", examples=1, unsupported=3,
+                                                                  unsupported_reasons=["ReLU: no float16"]),
+               _outcome("Linear", "failed", "op Linear [float32, cpu] forward: 2 of 4 elements exceed"),
+               _outcome("Flatten", "failed", "AssertionError"),
                _outcome("BatchNorm2d[train]", "not implemented", "my_layers has no BatchNorm2d"),
                _outcome("Conv2d", "skipped", "no CUDA", device="cuda"),
+               dict(tier="mutation", subject="Conv2d: flipped", dtype="float64", device="cpu", case="m1",
+                    stage="torch", kind="mutation", caught=True),
+               dict(tier="mutation", subject="Conv2d: flipped", dtype="float64", device="cpu", case="m2",
+                    stage="scipy", kind="mutation", caught=False),
                dict(tier="trajectory", subject="tiny_cnn[sgd]", dtype="float64", device="cpu", case="t",
                     stage="sgd", kind="trajectory", param_gap=[1e-17, 2e-17, 4e-17], loss_gap=[0.0] * 3,
                     ratio=[1e-9] * 3, torch32_gap=None)]
@@ -57,10 +62,13 @@ def test_report_is_a_compliance_table_with_verdicts_and_what_is_not_implemented(
     assert report["meta"]["no_device"] == 1 and report["meta"]["namespaces"] == ["my_layers"]
     markdown = (tmp_path / "conformance.md").read_text()
     assert "# Conformance of `my_layers` to PyTorch" in markdown
-    assert "| op | Linear | float32 | cpu | yes | 1 | 3 | - | FAIL |" in markdown
+    assert ("| op | Linear | float32 | cpu | yes | 1 | 3 | - | FAIL | op Linear [float32, cpu] forward: 2 of 4 "
+            "elements exceed |") in markdown
     assert "| op | BatchNorm2d[train] | float32 | cpu | no |" in markdown
     assert "my_layers has no BatchNorm2d" in markdown and "`op-Nope-*`" in markdown
     assert "| tiny_cnn[sgd] | sgd | float64 | cpu | 3 |" in markdown
+    assert "Mutations: 1 of 2 planted bugs caught by the oracle meant for each (missed: Conv2d: flipped (scipy))" \
+        in markdown
     for image in ("heatmap.png", "trajectories.png"):
         assert (tmp_path / image).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

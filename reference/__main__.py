@@ -1,4 +1,4 @@
-"""Command line: `python -m reference {accuracy,calibrate,conform,fetch,models}`."""
+"""Command line: `python -m reference {accuracy,calibrate,conform,fetch,models,scoreboard}`."""
 
 from __future__ import annotations
 
@@ -32,7 +32,11 @@ def _add_accuracy(subparsers) -> None:
     p.add_argument("--report-dir", default="reports/accuracy")
     p.add_argument("--baselines-dir", default=None, help="default: the repository's baselines/")
     p.add_argument("--update-baselines", action="store_true",
-                   help="record the runs made as the new baselines, all or none (deliberately; never implicit)")
+                   help="record the runs made as the new baselines, all or none (deliberately; never implicit); "
+                   "refused when the runs fail the baselines they would replace")
+    p.add_argument("--accept-regression", action="store_true",
+                   help="with --update-baselines: replace baselines the runs fail (a deliberate change); each such "
+                   "baseline records the verdict it was accepted over")
     p.add_argument("--threads", type=int, default=1,
                    help="CPU threads for BLAS and torch while training (default 1: reproducible across machines, "
                    "robust on shared cores; 0 = the libraries' defaults)")
@@ -89,7 +93,29 @@ def _add_conform(subparsers) -> None:
     p.add_argument("--dtypes", nargs="+", choices=("float64", "float32"), default=["float64", "float32"])
     p.add_argument("--select", nargs="+", metavar="GLOB", default=[],
                    help="run only the checks whose id matches, e.g. 'op-Conv2d-*' or '*-float64-cpu'")
-    p.add_argument("--max-examples", type=int, default=25, help="hypothesis examples per check (default 25)")
+    p.add_argument("--max-examples", type=int, default=None,
+                   help="hypothesis examples per check (default: the namespace's MAX_EXAMPLES, else 25)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
+                   help="time limit of one check, all its examples (default 600); past it the check is crashed")
+
+
+def _add_scoreboard(subparsers) -> None:
+    from .scoreboard import IMPLEMENTATIONS
+
+    p = subparsers.add_parser(
+        "scoreboard", help="conformance of reference.numpy_nn and every framework adapter, in one table",
+        description="Run `conform` on reference.numpy_nn and each framework adapter (JAX/Flax, torch.compile, ONNX "
+        "Runtime, tinygrad), each with its shipped xfails file, and write one combined table (scoreboard.md, "
+        ".json, .png) into the report dir. Adapters whose framework is not installed are listed as such. Exits 0 "
+        "when everything that ran conforms (explained differences included), 1 otherwise, 2 on a usage error.")
+    p.add_argument("--implementations", nargs="+", metavar="NAME", choices=list(IMPLEMENTATIONS),
+                   help=f"default: all of {', '.join(IMPLEMENTATIONS)}")
+    p.add_argument("--report-dir", default="reports/scoreboard")
+    p.add_argument("-n", dest="jobs", metavar="N", help="pytest-xdist workers per implementation (a number or 'auto')")
+    p.add_argument("--max-examples", type=int, default=None,
+                   help="hypothesis examples per check (default: each adapter's MAX_EXAMPLES, else 25)")
+    p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="time limit of one check")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -99,6 +125,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_calibrate(subparsers)
     _add_conform(subparsers)
     _add_fetch(subparsers)
+    _add_scoreboard(subparsers)
     subparsers.add_parser("models", help="list the zoo's models, their inputs and datasets")
     return parser
 
@@ -139,6 +166,10 @@ def main(argv: list[str] | None = None) -> int:
         from .testing.conformance.cli import run_conform
 
         return run_conform(**_options(args))
+    if args.command == "scoreboard":
+        from .scoreboard import run_scoreboard
+
+        return run_scoreboard(**_options(args))
     if args.command == "calibrate":
         from .calibration import run_calibration
 

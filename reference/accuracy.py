@@ -107,14 +107,19 @@ def load_baselines(paths: dict[tuple, Path], n_test: int, updating: bool) -> dic
 def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str = "auto",
                  models: list[str] | None = None, epochs: int | None = None, seed: int = 0, seeds: int | None = None,
                  data_dir: str | None = None, report_dir: str | Path = "reports/accuracy",
-                 baselines_dir: str | Path | None = None, update_baselines: bool = False, threads: int = 1,
-                 jitter: int | None = None, quiet: bool = False) -> int:
+                 baselines_dir: str | Path | None = None, update_baselines: bool = False,
+                 accept_regression: bool = False, threads: int = 1, jitter: int | None = None,
+                 quiet: bool = False) -> int:
     """Train seeds `seed`..`seed + seeds - 1` of each planned run (default: its recipe's gate_seeds, or
     baseline_seeds when updating), gate them together, optionally record them as the new baselines (all or
-    none), write the report and print the table; return the exit code."""
+    none: none when the runs fail the baselines they would replace, unless `accept_regression`), write the report
+    and print the table; return the exit code."""
     started = time.perf_counter()
     baselines_dir = Path(baselines_dir) if baselines_dir else default_baselines_dir()
     try:
+        if accept_regression and not update_baselines:
+            raise UsageError("--accept-regression only applies to --update-baselines (it records a deliberate "
+                             "regression as the new baseline)")
         runs = plan_runs(dataset, framework, resolve_device(device), models)
         counts = {run: seeds_of(run[0], dataset, seeds, update_baselines) for run in runs}
         check_options(epochs, seed, max(counts.values()), threads, jitter)
@@ -138,7 +143,7 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
                 return 1
             records.append(gate_run(trained[key], baselines[key], _display(path)))
             results.append(trained[key][0])
-        updated = record_baselines(paths, trained, baselines, records) if update_baselines else []
+        updated = record_baselines(paths, trained, baselines, records, accept_regression) if update_baselines else []
         written = write_report(output.staging, records, results, {data.name: data})
         output.publish()
     print(text_table(records))
@@ -174,24 +179,53 @@ def gate_run(results: list, baseline: Baseline | None, baseline_file: str | None
     return record
 
 
-def record_baselines(paths: dict, trained: dict, baselines: dict, records: list[dict]) -> list[Path]:
-    """Write every run's new baseline, or none when any trained seed is below its run's floor."""
+def record_baselines(paths: dict, trained: dict, baselines: dict, records: list[dict],
+                     accept_regression: bool = False) -> list[Path]:
+    """Write every run's new baseline, or none when the runs fail the baselines they would replace (a regression
+    or a floor miss, unless `accept_regression`: then each such baseline records that it was accepted) or any
+    trained seed is below its run's floor."""
+    failing = [record for record in records if record["verdict"] in REPLACEMENT_BLOCKERS]
     below = [result for key, results in trained.items() for result in results
              if result.accuracy < _kept_floor(baselines[key], results[0].recipe)]
-    if below:
+    if failing and not accept_regression:
+        for record in failing:
+            print(f"baselines not updated: {record['model']} {record['framework']} on {record['dataset']} "
+                  f"({record['device']}): the runs that would replace {record['baseline_file']} fail it "
+                  f"({record['verdict']}: mean accuracy {record['accuracy']:.4f}, baseline {record['baseline']:.4f}, "
+                  f"threshold {_format(record['threshold'])}, p = {_format(record['p_value'], '.3g')}); if the change "
+                  "is deliberate, rerun with --accept-regression", file=sys.stderr)
+    elif below:
         print(f"baselines not updated: {len(below)} run(s) below the hard floor of an unchanged recipe, e.g. "
               f"{below[0].model_name} {below[0].framework} seed {below[0].seed}: {below[0].accuracy:.4f}",
               file=sys.stderr)
+    if (failing and not accept_regression) or below:
         for record in records:
             record["baseline_updated"] = False
         return []
     environment = {device: describe(device) for device in {key[3] for key in paths}}
-    documents = {path: baseline_record(trained[key], environment[key[3]], baselines[key])
-                 for key, path in paths.items()}
+    documents = {path: baseline_record(trained[key], environment[key[3]], baselines[key], accepted_regression(record))
+                 for (key, path), record in zip(paths.items(), records, strict=True)}
     written = write_all(documents)
     for record in records:
         record["baseline_updated"] = True
     return written
+
+
+REPLACEMENT_BLOCKERS = (gate.REGRESSION, gate.BELOW_FLOOR)  # verdicts that keep a baseline from being replaced
+
+
+def accepted_regression(record: dict) -> dict | None:
+    """What a baseline records of the regression it was accepted over (--accept-regression), or None when its
+    runs passed the baseline they replace."""
+    if record["verdict"] not in REPLACEMENT_BLOCKERS:
+        return None
+    return {"date": time.strftime("%Y-%m-%d"), "verdict": record["verdict"],
+            "replaced_baseline_accuracy": record["baseline"], "accuracy": record["accuracy"],
+            "threshold": record["threshold"], "p_value": record["p_value"]}
+
+
+def _format(value, spec: str = ".4f") -> str:
+    return "-" if value is None else format(value, spec)
 
 
 def _kept_floor(baseline: Baseline | None, recipe) -> float:

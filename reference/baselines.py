@@ -122,10 +122,12 @@ def recipe_settings(recipe) -> dict:
     return settings
 
 
-def baseline_record(results: list, environment: dict, previous: Baseline | None = None) -> dict:
+def baseline_record(results: list, environment: dict, previous: Baseline | None = None,
+                    accepted_regression: dict | None = None) -> dict:
     """The JSON document of a baseline from the `train.TrainResult`s of one run's K seeds.
 
-    The floor of `previous` is kept when the recipe is unchanged (it was calibrated for that recipe)."""
+    The floor of `previous` is kept when the recipe is unchanged (it was calibrated for that recipe);
+    `accepted_regression` (the gate's verdict on these runs against `previous`) is recorded when given."""
     first = results[0]
     recipe = recipe_settings(first.recipe)
     record = {
@@ -143,6 +145,8 @@ def baseline_record(results: list, environment: dict, previous: Baseline | None 
     }
     if previous is not None and previous.recipe == recipe and "floor" in previous.record:
         record["floor"] = previous.record["floor"]
+    if accepted_regression is not None:
+        record["accepted_regression"] = accepted_regression
     return record
 
 

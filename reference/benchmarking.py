@@ -146,16 +146,23 @@ def gate_verdict(rows: list[dict], against: str | None) -> tuple[bool, str]:
     gated = [row for row in compared if row["group"] in GATED_GROUPS]
     slower = [row for row in compared if row["change"] - 1.0 > tolerance(row)]
     regressions = [row for row in slower if row["group"] in GATED_GROUPS]
-    lines = [f"Gate: {len(regressions)} regression(s) against {against} ({len(gated)} gated case(s) compared "
-             f"in this run: training steps, epochs, op families; tolerance: {MIN_CHANGE:.0%} or {NOISE_SE:g} "
-             "standard errors of the case's own spread)."]
+    uncompared = [row for row in rows if row.get("change") is None and row["ratio"] is not None]
+    missing = [row for row in uncompared if row["group"] in GATED_GROUPS]
+    lines = [f"Gate: {len(regressions)} regression(s) and {len(missing)} gated case(s) not compared against "
+             f"{against} ({len(gated)} gated case(s) compared in this run: training steps, epochs, op families; "
+             f"tolerance: {MIN_CHANGE:.0%} or {NOISE_SE:g} standard errors of the case's own spread)."]
     lines += [f"  {'REGRESSION' if row in regressions else 'warning (single op shape, not gated)'} {row['case']}: "
               f"{row['change'] - 1:+.0%} vs {against} (tolerance {tolerance(row):.0%})" for row in slower]
-    not_compared = [row["case"] for row in rows if row["group"] in GATED_GROUPS and row.get("change") is None
-                    and row["ratio"] is not None]
-    if not_compared:
-        lines.append(f"  not in {against} (new or changed API, not gated): {', '.join(not_compared)}")
-    return not regressions, "\n".join(lines)
+    lines += [f"  {'NOT COMPARED (a gated case)' if row in missing else 'not compared (single op shape)'} "
+              f"{row['case']}: {row.get('not_compared') or _why_uncompared(row)}" for row in uncompared]
+    return not regressions and not missing, "\n".join(lines)
+
+
+def _why_uncompared(row: dict) -> str:
+    """Why a row has no change against the revision: an op family with uncompared shapes, or the case itself."""
+    if row["group"] == "op family":
+        return "some of its shapes were not compared (listed)"
+    return "not timed for the revision"
 
 
 def load_revision(against: str, root: str | Path, scratch: str | Path):

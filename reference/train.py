@@ -185,12 +185,20 @@ class NumpyStepper:
 
     def step(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
         """One optimizer step on the batch (x, y); returns (loss, logits). Gradients stay in `param.grad`."""
+        loss, logits = self.forward(x, y)
+        self.update()
+        return loss, logits
+
+    def forward(self, x: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+        """The first half of a step: drop the gradients, then (loss, logits) of the batch (x, y)."""
         self.optimizer.zero_grad()
         logits = self.model(x)
-        loss = float(self.loss_fn(logits, y))
+        return float(self.loss_fn(logits, y)), logits
+
+    def update(self) -> None:
+        """The second half of a step: backward from the last loss, then one optimizer step."""
         self.model.backward(self.loss_fn.backward())
         self.optimizer.step()
-        return loss, logits
 
     def end_epoch(self) -> None:
         if self.scheduler is not None:

@@ -11,7 +11,7 @@ import pytest
 from reference import gate
 from reference.__main__ import main
 from reference.accuracy import gate_run
-from reference.baselines import baseline_path, baseline_record, load_baseline, write_all
+from reference.baselines import baseline_path, baseline_record, default_baselines_dir, load_baseline, write_all
 from reference.data import load_dataset
 from reference.environment import describe
 from reference.report import COLUMNS, ReportDir, write_report
@@ -66,13 +66,16 @@ def test_re_recording_keeps_the_floor_only_for_an_unchanged_recipe(tmp_path):
 
 def test_gate_run_against_a_distribution(tmp_path):
     path = tmp_path / "b.json"
-    write_all({path: baseline_record(one_epoch_seeds(), describe())})
+    write_all({path: baseline_record(one_epoch_seeds(), describe())})  # seeds 0-4
     baseline = load_baseline(path)
-    _, (run, _) = one_epoch_runs()
-    record = gate_run([run], baseline)  # seed 0 is one of the baseline's runs
+    unseen = train("tiny_cnn", "numpy", load_dataset("digits"), epochs=1, seed=7)
+    record = gate_run([unseen], baseline)
     assert record["verdict"] == gate.PASS and record["baseline_runs"] == 5
     assert record["threshold"] < min(baseline.runs.mean(axis=1))
-    assert gate_run([run], None)["verdict"] == gate.NO_BASELINE
+    committed = load_baseline(baseline_path(default_baselines_dir(), "digits", "tiny_cnn", "numpy", "cpu"))
+    flagged = gate_run([unseen], committed)  # one epoch against the full recipe's ten runs
+    assert flagged["verdict"] in gate.FAILING and flagged["p_value"] < 1e-10
+    assert gate_run([unseen], None)["verdict"] == gate.NO_BASELINE
 
 
 def test_report_files_hold_every_run(tmp_path):
@@ -119,6 +122,27 @@ def test_cli_records_baselines_then_gates_against_them(tmp_path, capsys):
     assert main(accuracy_args(tmp_path, "--epochs", "1")) == 1  # far below the recorded distribution
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["runs"][0]["verdict"] == gate.REGRESSION and report["runs"][0]["p_value"] < 1e-10
+
+
+def test_update_baselines_refuses_runs_that_fail_the_baseline_they_would_replace(tmp_path, capsys):
+    assert main(accuracy_args(tmp_path, "--update-baselines")) == 0
+    path = tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json"
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert main(accuracy_args(tmp_path, "--epochs", "1", "--update-baselines")) == 1
+    error = capsys.readouterr().err
+    assert "baselines not updated: tiny_cnn numpy on digits (cpu)" in error and "regression" in error
+    assert "--accept-regression" in error and path.read_bytes() == before
+
+    assert main(accuracy_args(tmp_path, "--epochs", "1", "--update-baselines", "--accept-regression")) == 0
+    accepted = load_baseline(path).record["accepted_regression"]
+    assert accepted["verdict"] == gate.REGRESSION and accepted["p_value"] < 1e-10
+    assert accepted["accuracy"] < accepted["replaced_baseline_accuracy"] - 0.3
+
+
+def test_accept_regression_without_update_baselines_is_a_usage_error(tmp_path, capsys):
+    assert main(accuracy_args(tmp_path, "--accept-regression")) == 2
+    assert "--accept-regression only applies to --update-baselines" in capsys.readouterr().err
 
 
 def test_cli_gates_the_seeds_of_a_run_together(tmp_path, capsys):

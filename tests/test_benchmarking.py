@@ -17,8 +17,8 @@ from reference import benchmarking
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def row(case: str, numpy_times, torch_times, group: str = "training step", against_times=()) -> dict:
-    return benchmarking.summarize(case, group, numpy_times, torch_times, against_times=against_times)
+def row(case: str, numpy_times, torch_times, group: str = "training step", against_times=(), **info) -> dict:
+    return benchmarking.summarize(case, group, numpy_times, torch_times, against_times=against_times, **info)
 
 
 def test_summary_ratio_is_the_median_of_per_round_ratios_with_its_spread():
@@ -66,9 +66,21 @@ def test_gate_fails_on_gated_slowdowns_and_only_warns_on_single_op_shapes():
     passed, verdict = benchmarking.gate_verdict(rows, "main")
     assert not passed and "REGRESSION slower step: +50% vs main" in verdict
     assert "same step" not in verdict and "warning (single op shape, not gated) one op shape" in verdict
-    assert "not in main (new or changed API, not gated): new step" in verdict
-    assert benchmarking.gate_verdict(rows[1:], "main")[0]  # the op shape alone does not fail the run
+    assert "NOT COMPARED (a gated case) new step: not timed for the revision" in verdict
+    assert benchmarking.gate_verdict([rows[1], rows[3]], "main")[0]  # the op shape alone does not fail the run
     assert benchmarking.gate_verdict(rows, None) == (True, benchmarking.gate_verdict([], None)[1])
+
+
+def test_gate_fails_when_a_gated_case_could_not_be_compared_and_says_why():
+    quiet = [1.0] * 9
+    rows = [row("same step", [1.0] * 9, quiet, against_times=quiet),
+            row("renamed step", [1.0] * 9, quiet, not_compared="not in the --against revision (TypeError: x)"),
+            row("new op shape", [1.0] * 9, quiet, "op forward", not_compared="not in the --against revision")]
+    passed, verdict = benchmarking.gate_verdict(rows, "main")
+    assert not passed and "1 gated case(s) not compared" in verdict
+    assert "NOT COMPARED (a gated case) renamed step: not in the --against revision (TypeError: x)" in verdict
+    assert "not compared (single op shape) new op shape: not in the --against revision" in verdict
+    assert benchmarking.gate_verdict([rows[0], rows[2]], "main")[0]  # an uncompared op shape only warns
 
 
 def test_a_noisy_case_needs_a_larger_change_to_fail():

@@ -10,7 +10,7 @@ import shutil
 import numpy as np
 import pytest
 
-from reference import zoo
+from reference import gate, zoo
 from reference.baselines import baseline_path, default_baselines_dir, load_baseline
 from reference.calibration import floor_from, run_calibration
 from reference.faults import FAULTS
@@ -31,8 +31,13 @@ def copy_baselines(tmp_path, *runs):
     return tmp_path / "baselines"
 
 
-def test_calibration_counts_false_alarms_derives_floors_and_detects_a_fault(tmp_path, capsys):
+def test_calibration_counts_false_alarms_derives_floors_and_detects_a_fault(tmp_path, capsys, monkeypatch):
     baselines = copy_baselines(tmp_path, "numpy")
+    path = baseline_path(baselines, "digits", "tiny_cnn", "numpy", "cpu")
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "floor"}))
+    gated_floors = []
+    real_gate = gate.gate
+    monkeypatch.setattr(gate, "gate", lambda *args, **kwargs: gated_floors.append(args[2]) or real_gate(*args))
     code = run_calibration(models=["tiny_cnn"], framework="numpy", seeds=1, variants=["1 thread", "one-ulp jitter"],
                            faults=["one-epoch", "relu-grad-unmasked"], fault_seeds=1, jobs=1, baselines_dir=baselines,
                            report_dir=tmp_path / "calibration", update_floors=True, quiet=True)
@@ -41,7 +46,11 @@ def test_calibration_counts_false_alarms_derives_floors_and_detects_a_fault(tmp_
     (row,) = summary["rows"]
     assert row["clean_runs"] == 2 and row["gate_seeds"] == 3 and row["trainings"] == 6  # one gated run per variant
     assert row["false_alarms"] == 0 and set(row["by_variant"]) == {"1 thread", "one-ulp jitter"}
-    assert row["floor"] < row["lowest"] <= row["clean_mean"]
+    clean = [a for variant in row["by_variant"].values() for a in variant["accuracies"]]
+    assert row["lowest"] == min(clean) and row["floor"] == floor_from(min(clean), 450)  # clean trainings only:
+    assert min(clean) > max(row["faults"]["one-epoch"]["accuracies"])  # a fault's runs would drag the floor down
+    assert row["committed_floor"] is None and set(gated_floors) == {None}  # gated as the accuracy job gates: with
+    # the committed floor (none here), never one derived from the runs being gated
     assert row["faults"]["one-epoch"]["detected"] == row["faults"]["one-epoch"]["runs"] == 1
     unmasked = row["faults"]["relu-grad-unmasked"]  # it makes training diverge: still a detection
     assert unmasked["detected"] == unmasked["runs"] == 1 and unmasked["diverged"] >= 1

@@ -11,6 +11,8 @@ from hypothesis import strategies as st
 from reference import numpy_nn as nn
 from reference import zoo
 from reference.testing import strategies as rst
+from reference.testing.conformance import database as db
+from reference.testing.conformance.namespace import numpy_layer
 
 DTYPES = [np.float32, np.float64]
 
@@ -24,11 +26,11 @@ def assert_module_arrays_have_dtype(module, dtype) -> None:
         assert isinstance(buf, np.ndarray) and buf.dtype == expected, name
 
 
-@pytest.mark.parametrize("name", rst.LAYERS)
+@pytest.mark.parametrize("name", db.LAYERS)
 @given(data=st.data(), dtype=rst.float_dtypes, training=st.booleans(), seed=rst.seeds)
 def test_layer_forward_and_backward_keep_the_input_dtype(name, data, dtype, training, seed):
-    cfg = data.draw(rst.layer_configs(name), label="config")
-    module = cfg.build(dtype, seed).train(training)
+    cfg = data.draw(db.layer_configs(name), label="config")
+    module = numpy_layer(cfg, dtype, seed).train(training)
     rng = np.random.default_rng(seed)
     out = module(rng.standard_normal(cfg.input_shape).astype(dtype))
     assert out.dtype == dtype

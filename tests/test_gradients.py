@@ -16,6 +16,8 @@ from reference import numpy_nn as nn
 from reference import zoo
 from reference.numpy_nn import functional as F
 from reference.testing import strategies as rst
+from reference.testing.conformance import database as db
+from reference.testing.conformance.namespace import numpy_layer
 from reference.testing.gradcheck import assert_gradients_match, loss_rounding, numerical_gradient, relative_error
 from reference.testing.states import randomize_batch_norm
 
@@ -42,11 +44,11 @@ def fixed_dropout_masks(module, seed: int):
 LAYER_MAX_COORDS = {"BasicBlock": 16, "ResidualBlock": 32}
 
 
-@pytest.mark.parametrize("name", rst.LAYERS)
+@pytest.mark.parametrize("name", db.LAYERS)
 @given(data=st.data(), training=st.booleans(), seed=rst.seeds)
 def test_layer_gradients_match_finite_differences(name, data, training, seed):
-    cfg = data.draw(rst.layer_configs(name), label="config")
-    module = cfg.build(np.float64, seed).train(training)
+    cfg = data.draw(db.layer_configs(name), label="config")
+    module = numpy_layer(cfg, np.float64, seed).train(training)
     rng = np.random.default_rng(seed)
     randomize_batch_norms(module, rng)
     x = rng.standard_normal(cfg.input_shape)

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 from reference import numpy_nn as nn
 from reference.numpy_nn import functional as F
 from reference.testing import strategies as rst
+from reference.testing.conformance import database as db
+from reference.testing.conformance.namespace import numpy_layer
 
 
 def window_args(cfg):
@@ -54,13 +56,13 @@ def _shift(x, dy, dx):
     return np.roll(x, (dy, dx), axis=(2, 3))
 
 
-@pytest.mark.parametrize("layer", rst.WINDOW_LAYERS)
+@pytest.mark.parametrize("layer", db.WINDOW_LAYERS)
 @given(data=st.data(), seed=rst.seeds)
 def test_window_layers_are_translation_equivariant_away_from_borders(layer, data, seed):
     """Shifting the input by (s*dy, s*dx) shifts the output by (dy, dx) wherever no window wrapped around."""
     strategy = rst.conv2d_configs(max_padding=0) if layer == "Conv2d" else rst.pool2d_configs(layer, max_padding=0)
     cfg = data.draw(strategy, label="config")
-    module = cfg.build(np.float64, seed)
+    module = numpy_layer(cfg, np.float64, seed)
     (sh, sw), (ho, wo) = window_args(cfg)[1], cfg.output_shape[2:]
     dy, dx = data.draw(st.integers(0, ho - 1), label="dy"), data.draw(st.integers(0, wo - 1), label="dx")
     x = data.draw(rst.integer_valued_arrays(cfg.input_shape), label="x")
@@ -158,7 +160,7 @@ def test_max_pool_picks_the_first_maximum_and_its_backward_is_the_adjoint_of_tha
 def test_max_pool_backward_conserves_gradient_mass_per_channel(data, cfg):
     x = data.draw(rst.finite_arrays(cfg.input_shape), label="x")
     grad_out = data.draw(rst.integer_valued_arrays(cfg.output_shape), label="grad_out")
-    module = cfg.build(np.float64)
+    module = numpy_layer(cfg, np.float64)
     module(x)
     grad_x = module.backward(grad_out)
     np.testing.assert_array_equal(grad_x.sum(axis=(2, 3)), grad_out.sum(axis=(2, 3)))
@@ -166,7 +168,7 @@ def test_max_pool_backward_conserves_gradient_mass_per_channel(data, cfg):
 
 @given(data=st.data(), cfg=rst.pool2d_configs("AvgPool2d", max_padding=0))
 def test_avg_pool_without_padding_backward_conserves_gradient_mass_per_channel(data, cfg):
-    module = cfg.build(np.float64)
+    module = numpy_layer(cfg, np.float64)
     module(np.zeros(cfg.input_shape))
     grad_out = data.draw(rst.integer_valued_arrays(cfg.output_shape), label="grad_out")
     np.testing.assert_allclose(module.backward(grad_out).sum(axis=(2, 3)), grad_out.sum(axis=(2, 3)), atol=1e-12)
@@ -191,7 +193,7 @@ def test_batch_norm_training_output_has_per_channel_mean_beta_and_variance_gamma
     c = cfg.input_shape[1]
     offset, spread = rng.normal(0, 10, (1, c, 1, 1)), rng.uniform(0.1, 10, (1, c, 1, 1))
     x = (offset + spread * rng.standard_normal(cfg.input_shape)).astype(dtype)
-    module = cfg.build(dtype)
+    module = numpy_layer(cfg, dtype)
     gamma, beta = data.draw(st.sampled_from([(1.0, 0.0), (2.5, -1.0), (-0.5, 3.0)]), label="gamma, beta")
     module.weight.data[:], module.bias.data[:] = gamma, beta
     out = module(x).astype(np.float64)
@@ -204,7 +206,7 @@ def test_batch_norm_training_output_has_per_channel_mean_beta_and_variance_gamma
 @given(cfg=rst.batch_norm2d_configs(), seed=rst.seeds)
 def test_batch_norm_training_updates_running_stats_with_momentum_and_unbiased_variance(cfg, seed):
     x = np.random.default_rng(seed).standard_normal(cfg.input_shape)
-    module = cfg.build(np.float64)
+    module = numpy_layer(cfg, np.float64)
     module(x)
     m = cfg.kwargs["momentum"]
     np.testing.assert_allclose(module.running_mean, m * x.mean(axis=(0, 2, 3)), atol=1e-12)
@@ -215,7 +217,7 @@ def test_batch_norm_training_updates_running_stats_with_momentum_and_unbiased_va
 @given(cfg=rst.batch_norm2d_configs(), seed=rst.seeds)
 def test_batch_norm_eval_is_a_fixed_affine_map_that_leaves_running_stats_alone(cfg, seed):
     rng = np.random.default_rng(seed)
-    module = cfg.build(np.float64).eval()
+    module = numpy_layer(cfg, np.float64).eval()
     c = cfg.input_shape[1]
     module.running_mean, module.running_var = rng.standard_normal(c), rng.uniform(0.5, 2.0, c)
     before = module.state_dict()
@@ -231,7 +233,7 @@ def test_batch_norm_eval_is_a_fixed_affine_map_that_leaves_running_stats_alone(c
 
 @given(cfg=rst.residual_block_configs(), seed=rst.seeds)
 def test_residual_block_with_zeroed_residual_weights_is_relu_of_identity(cfg, seed):
-    block = cfg.build(np.float64, seed)
+    block = numpy_layer(cfg, np.float64, seed)
     block.conv2.weight.data[...] = 0.0
     block.conv2.bias.data[...] = 0.0
     rng = np.random.default_rng(seed)
@@ -244,8 +246,9 @@ def test_residual_block_with_zeroed_residual_weights_is_relu_of_identity(cfg, se
 @given(channels=st.integers(1, 3), side=st.integers(1, 4), training=st.booleans(), seed=rst.seeds)
 def test_basic_block_with_zeroed_last_batch_norm_is_relu_of_identity(channels, side, training, seed):
     """torchvision's zero_init_residual: bn2.weight = 0 makes the block relu(x) in either mode."""
-    block = rst.LayerConfig("BasicBlock", dict(inplanes=channels, planes=channels), (2, channels, side, side),
-                            (2, channels, side, side)).build(np.float64, seed).train(training)
+    cfg = rst.LayerConfig("BasicBlock", dict(inplanes=channels, planes=channels), (2, channels, side, side),
+                          (2, channels, side, side))
+    block = numpy_layer(cfg, np.float64, seed).train(training)
     block.bn2.weight.data[...] = 0.0
     x = np.random.default_rng(seed).standard_normal((2, channels, side, side))
     np.testing.assert_array_equal(block(x), np.maximum(x, 0))
@@ -255,7 +258,7 @@ def test_basic_block_with_zeroed_last_batch_norm_is_relu_of_identity(channels, s
 
 @given(data=st.data(), cfg=rst.dropout_configs() | rst.dropout2d_configs(), seed=rst.seeds)
 def test_dropout_keeps_or_zeroes_scaled_by_inverse_keep_probability_and_backward_uses_the_same_mask(data, cfg, seed):
-    module = cfg.build(np.float64, seed)
+    module = numpy_layer(cfg, np.float64, seed)
     x = np.random.default_rng(seed).uniform(0.5, 1.5, cfg.input_shape)  # nonzero, so kept entries show
     out = module(x)
     p = cfg.kwargs["p"]

@@ -10,22 +10,24 @@ from hypothesis import strategies as st
 from reference import numpy_nn as nn
 from reference.numpy_nn import functional as F
 from reference.testing import strategies as rst
+from reference.testing.conformance import database as db
+from reference.testing.conformance.namespace import numpy_layer
 
 
-@pytest.mark.parametrize("name", rst.LAYERS)
+@pytest.mark.parametrize("name", db.LAYERS)
 @given(data=st.data(), dtype=rst.float_dtypes, training=st.booleans(), seed=rst.seeds)
 def test_layer_output_shape_matches_formula(name, data, dtype, training, seed):
-    cfg = data.draw(rst.layer_configs(name), label="config")
-    module = cfg.build(dtype, seed).train(training)
+    cfg = data.draw(db.layer_configs(name), label="config")
+    module = numpy_layer(cfg, dtype, seed).train(training)
     x = np.random.default_rng(seed).standard_normal(cfg.input_shape).astype(dtype)
     assert module(x).shape == cfg.output_shape
 
 
-@pytest.mark.parametrize("name", rst.LAYERS)
+@pytest.mark.parametrize("name", db.LAYERS)
 @given(data=st.data(), seed=rst.seeds)
 def test_backward_returns_gradients_shaped_like_input_and_parameters(name, data, seed):
-    cfg = data.draw(rst.layer_configs(name), label="config")
-    module = cfg.build(np.float64, seed)
+    cfg = data.draw(db.layer_configs(name), label="config")
+    module = numpy_layer(cfg, np.float64, seed)
     rng = np.random.default_rng(seed)
     out = module(rng.standard_normal(cfg.input_shape))
     grad_x = module.backward(rng.standard_normal(out.shape))
@@ -59,7 +61,7 @@ def test_im2col_has_one_patch_row_per_output_pixel(cfg):
     assert cols.shape == (n, *cfg.output_shape[2:], c, *rst.pair(k["kernel_size"]))
 
 
-@given(case=rst.invalid_constructions())
+@given(case=db.invalid_constructions())
 def test_invalid_constructor_arguments_raise_value_error_naming_layer_and_argument(case):
     with pytest.raises(ValueError) as excinfo:
         getattr(nn, case.layer)(**case.kwargs)
@@ -70,11 +72,11 @@ def test_invalid_constructor_arguments_raise_value_error_naming_layer_and_argume
     assert str(bad_value) in message, f"the offending value {bad_value!r} is not in: {message}"
 
 
-@pytest.mark.parametrize("name", rst.WINDOW_LAYERS)
+@pytest.mark.parametrize("name", db.WINDOW_LAYERS)
 @given(data=st.data())
 def test_input_smaller_than_kernel_raises_value_error_naming_layer_kernel_and_shape(name, data):
     cfg = data.draw(rst.too_small_configs(name), label="config")
-    module = cfg.build(np.float32)
+    module = numpy_layer(cfg, np.float32)
     with pytest.raises(ValueError) as excinfo:
         module(np.zeros(cfg.input_shape, dtype=np.float32))
     message = str(excinfo.value)

@@ -11,6 +11,8 @@ from reference import numpy_nn as nn
 from reference import zoo
 from reference.numpy_nn import StateDictError
 from reference.testing import strategies as rst
+from reference.testing.conformance import database as db
+from reference.testing.conformance.namespace import numpy_layer, torch_twin
 
 
 def snapshot(module) -> dict:
@@ -27,28 +29,26 @@ def assert_same_arrays(before: dict, after: dict) -> None:
         np.testing.assert_array_equal(before[key], after[key], err_msg=key)
 
 
-@pytest.mark.parametrize("name", rst.LAYERS)
+@pytest.mark.parametrize("name", db.LAYERS)
 @given(data=st.data(), dtype=rst.float_dtypes)
-def test_state_dict_lists_parameters_then_buffers_of_each_module_in_order(name, data, dtype):
-    cfg = data.draw(rst.layer_configs(name), label="config")
-    module = cfg.build(dtype)
-    expected = []
-    for prefix, sub in module.named_modules():
-        local = [n for n, p in sub._parameters.items() if p is not None] + list(sub._buffers)
-        expected += [f"{prefix}.{n}" if prefix else n for n in local]
-    state = module.state_dict()
-    assert list(state) == expected
-    assert [n for n, _ in module.named_parameters()] == [k for k in state if k in dict(module.named_parameters())]
+def test_state_dict_keys_shapes_and_order_are_the_torch_twins(name, data, dtype):
+    cfg = data.draw(db.layer_configs(name), label="config")
+    module = numpy_layer(cfg, dtype)
+    twin = torch_twin(cfg)
+    state, expected = module.state_dict(), twin.state_dict()
+    assert list(state) == list(expected)
+    assert [value.shape for value in state.values()] == [tuple(value.shape) for value in expected.values()]
+    assert [n for n, _ in module.named_parameters()] == [n for n, _ in twin.named_parameters()]
     for key, value in state.items():
         assert isinstance(value, np.ndarray), key
         assert value.dtype == (np.int64 if key.endswith("num_batches_tracked") else dtype), key
 
 
-@pytest.mark.parametrize("name", rst.LAYERS)
+@pytest.mark.parametrize("name", db.LAYERS)
 @given(data=st.data(), seed=rst.seeds)
 def test_state_dict_round_trip_reproduces_outputs_and_state(name, data, seed):
-    cfg = data.draw(rst.layer_configs(name), label="config")
-    source, target = cfg.build(np.float64, seed), cfg.build(np.float64, seed + 1)
+    cfg = data.draw(db.layer_configs(name), label="config")
+    source, target = numpy_layer(cfg, np.float64, seed), numpy_layer(cfg, np.float64, seed + 1)
     x = np.random.default_rng(seed).standard_normal(cfg.input_shape)
     source(x)  # training step: BatchNorm running statistics move away from their defaults
     target.load_state_dict(source.state_dict())
@@ -56,11 +56,11 @@ def test_state_dict_round_trip_reproduces_outputs_and_state(name, data, seed):
     np.testing.assert_array_equal(source.eval()(x), target.eval()(x))
 
 
-@pytest.mark.parametrize("name", rst.PARAMETRIC_LAYERS)
+@pytest.mark.parametrize("name", db.PARAMETRIC_LAYERS)
 @given(data=st.data())
 def test_state_dict_returns_copies_and_load_copies_in(name, data):
-    cfg = data.draw(rst.layer_configs(name), label="config")
-    module = cfg.build(np.float64)
+    cfg = data.draw(db.layer_configs(name), label="config")
+    module = numpy_layer(cfg, np.float64)
     before = snapshot(module)
     state = module.state_dict()
     for value in state.values():
@@ -76,8 +76,8 @@ def test_state_dict_returns_copies_and_load_copies_in(name, data):
 @given(data=st.data(), source_dtype=rst.float_dtypes, target_dtype=rst.float_dtypes)
 def test_load_state_dict_keeps_the_modules_dtype(data, source_dtype, target_dtype):
     cfg = data.draw(rst.batch_norm2d_configs() | rst.conv2d_configs(), label="config")
-    target = cfg.build(target_dtype)
-    target.load_state_dict(cfg.build(source_dtype, seed=1).state_dict())
+    target = numpy_layer(cfg, target_dtype)
+    target.load_state_dict(numpy_layer(cfg, source_dtype, seed=1).state_dict())
     for key, value in target.state_dict().items():
         assert value.dtype == (np.int64 if key.endswith("num_batches_tracked") else target_dtype), key
 
@@ -96,12 +96,13 @@ def _check_failed_load(module, kind, key, bad):
     assert isinstance(excinfo.value, ValueError)
 
 
-@pytest.mark.parametrize("name", rst.LAYERS)
+@pytest.mark.parametrize("name", db.LAYERS)
 @given(data=st.data())
 def test_bad_state_dict_raises_naming_module_key_and_shapes_and_leaves_module_unchanged(name, data):
-    cfg = data.draw(rst.layer_configs(name), label="config")
-    module = cfg.build(np.float32)
-    kind, key, bad = data.draw(rst.corrupted_state_dicts(cfg.build(np.float32, seed=1).state_dict()), label="bad")
+    cfg = data.draw(db.layer_configs(name), label="config")
+    module = numpy_layer(cfg, np.float32)
+    state = numpy_layer(cfg, np.float32, seed=1).state_dict()
+    kind, key, bad = data.draw(rst.corrupted_state_dicts(state), label="bad")
     _check_failed_load(module, kind, key, bad)
 
 
@@ -116,7 +117,7 @@ def test_bad_state_dict_leaves_a_zoo_model_unchanged(name, data):
 @given(data=st.data())
 def test_non_strict_load_skips_missing_and_unexpected_keys_but_not_wrong_shapes(data):
     cfg = data.draw(rst.batch_norm2d_configs(), label="config")
-    module, source = cfg.build(np.float64), cfg.build(np.float64, seed=1)
+    module, source = numpy_layer(cfg, np.float64), numpy_layer(cfg, np.float64, seed=1)
     source.weight.data[:] = 2.0
     state = source.state_dict()
     del state["running_mean"]

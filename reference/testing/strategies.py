@@ -3,12 +3,11 @@
 A `LayerConfig` names a layer, its constructor arguments (torch's names, so `getattr(torch.nn, cfg.layer)(
 **cfg.kwargs)` builds the twin for the torch.nn layers), an input shape it accepts and the output shape the
 textbook formula gives, computed here independently of the package. Each layer's strategies are referenced
-by its entry in the op database (`reference.testing.conformance.database`), which also holds the facts the
-property tests need: `layer_configs(name)` draws one; `LAYERS`, `PARAMETRIC_LAYERS`, `CHANNEL_LAYERS`,
-`WINDOW_LAYERS`, `RANDOM_LAYERS` and `NDIM` are derived from the database. The invalid side: each layer's
-`*_invalid()` (collected by `invalid_constructions()`), `wrong_ndim_shapes(cfg)`, `channel_mismatch_shapes(cfg)`,
-`too_small_configs(name)` and `corrupted_state_dicts(state)`. Sizes are kept tiny so that finite differences
-stay fast.
+by its entry in the op database (`reference.testing.conformance.database`), which sits above this module and
+derives the facts the property tests need (`layer_configs(name)`, `LAYERS`, `PARAMETRIC_LAYERS`, ...,
+`invalid_constructions()`, `wrong_ndim_shapes(cfg)`). The invalid side here: each layer's `*_invalid()`,
+`channel_mismatch_shapes(cfg)`, `too_small_configs(name)` and `corrupted_state_dicts(state)`. Sizes are kept
+tiny so that finite differences stay fast.
 """
 
 from __future__ import annotations
@@ -67,28 +66,6 @@ class LayerConfig:
     kwargs: dict = field(hash=False)
     input_shape: tuple[int, ...]
     output_shape: tuple[int, ...]
-
-    def build(self, dtype=np.float64, seed: int = 0):
-        """A fresh `reference.numpy_nn` module with parameters drawn from a generator seeded with `seed`, cast to
-        `dtype` (built as the op database builds it)."""
-        from .. import numpy_nn
-        from ..numpy_nn.random import seeded
-        from .conformance.namespace import build_layer
-
-        with seeded(seed):
-            module = build_layer(numpy_nn, self)
-        return module.to(dtype)
-
-    @property
-    def channels(self) -> int | None:
-        """The input size along dim 1 the layer insists on (None where any size is accepted)."""
-        return self.input_shape[1] if _op(self.layer).channels else None
-
-
-def _op(name: str):
-    from .conformance.database import op_info
-
-    return op_info(name)
 
 
 def _spatial_size(draw, kernel: int, padding: int, extra: int) -> int:
@@ -200,30 +177,6 @@ def basic_block_configs(draw, max_batch=2, max_channels=3, max_side=5):
     return LayerConfig("BasicBlock", dict(inplanes=inplanes, planes=planes, stride=stride), (n, inplanes, h, w), out)
 
 
-def layer_configs(name: str) -> st.SearchStrategy[LayerConfig]:
-    """Random valid configurations of the layer `name` (one of LAYERS)."""
-    return _op(name).configs()
-
-
-_DERIVED = {  # names derived from the op database's layer entries, computed on first use
-    "LAYERS": lambda ops: [op.name for op in ops],
-    "PARAMETRIC_LAYERS": lambda ops: [op.name for op in ops if op.parametric],
-    "CHANNEL_LAYERS": lambda ops: [op.name for op in ops if op.channels],  # fixed size of dim 1
-    "WINDOW_LAYERS": lambda ops: [op.name for op in ops if op.window],  # sliding a kernel: input must fit it
-    "RANDOM_LAYERS": lambda ops: [op.name for op in ops if op.random],  # draw a mask in training mode
-    "NDIM": lambda ops: {op.name: op.ndim for op in ops},  # the input ranks each layer accepts
-    "LAYER_STRATEGIES": lambda ops: {op.name: op.configs for op in ops},
-}
-
-
-def __getattr__(name: str):
-    if name in _DERIVED:
-        from .conformance.database import layer_ops
-
-        return _DERIVED[name](layer_ops())
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 # -- invalid configurations -----------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -291,21 +244,6 @@ def batch_norm2d_invalid() -> st.SearchStrategy[InvalidConstruction]:
 
 def dropout_invalid(layer: str) -> st.SearchStrategy[InvalidConstruction]:
     return _invalid(layer, "p outside [0, 1]", p=st.floats(1.001, 10.0) | st.floats(-10.0, -0.001))
-
-
-def invalid_constructions() -> st.SearchStrategy[InvalidConstruction]:
-    """Constructions every layer of the op database must reject: non-positive sizes, negative padding, pooling
-    padding over half the kernel, p/eps/momentum out of range (each entry's `invalid` strategy)."""
-    from .conformance.database import layer_ops
-
-    return st.one_of(*(op.invalid() for op in layer_ops() if op.invalid is not None))
-
-
-def wrong_ndim_shapes(cfg: LayerConfig) -> st.SearchStrategy[tuple[int, ...]]:
-    """Input shapes of a rank the layer rejects (a dim dropped or added, or 0-d)."""
-    accepted = _op(cfg.layer).ndim
-    ranks = [r for r in range(0, max(accepted[-1], 4) + 2) if r not in accepted and r <= 6]
-    return st.sampled_from(ranks).map(lambda r: tuple(cfg.input_shape[:r]) + (2,) * max(0, r - len(cfg.input_shape)))
 
 
 def channel_mismatch_shapes(cfg: LayerConfig) -> st.SearchStrategy[tuple[int, ...]]:

@@ -7,19 +7,22 @@ from ._utils import _masked
 
 
 def relu_forward(x):
-    """max(x, 0) elementwise; NaN propagates as in torch."""
+    """max(x, 0) elementwise; NaN propagates as in torch. The cache marks where the gradient passes: everywhere but
+    x <= 0 (torch's threshold_backward blocks exactly those, so a NaN input passes its gradient)."""
     check_float_dtype("relu_forward", x)
-    return np.maximum(x, 0), x > 0
+    return np.maximum(x, 0), np.logical_not(x <= 0)
 
 
 def relu_backward(grad_out, cache):
-    """Pass the gradient where the input was positive; zero at x == 0, as torch."""
+    """Pass the gradient where the input was positive (or NaN); zero at x == 0, as torch."""
     _check_grad("relu_backward", grad_out, cache)
     return _masked(grad_out, cache)
 
 
 def hardtanh_forward(x, min_val=-1.0, max_val=1.0):
-    """x clipped to [min_val, max_val] elementwise (NaN propagates); the cache marks where the slope is 1."""
+    """x clipped to [min_val, max_val] elementwise (NaN propagates); the cache marks where the slope is 1. At a NaN
+    input torch's gradient depends on the element's position (0 in its vectorized loop, passed in the scalar tail:
+    measured, torch 2.14); this port takes 0, the vectorized answer."""
     check_float_dtype("hardtanh_forward", x)
     if not min_val <= max_val:
         raise ValueError(f"hardtanh_forward: min_val must be <= max_val, got min_val={min_val}, max_val={max_val}")

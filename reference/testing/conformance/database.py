@@ -22,6 +22,7 @@ from reference.testing.compare import Budget, Tolerance
 
 from . import mutations as M
 from . import scipy_oracles
+from .regimes import GAUSSIAN
 from .tolerances import DEFAULT, DEFAULT_BUDGET, F64
 
 
@@ -29,12 +30,14 @@ from .tolerances import DEFAULT, DEFAULT_BUDGET, F64
 class Mutation:
     """A deliberate bug patched into `reference.numpy_nn`, and the oracles that must each catch it.
 
-    `oracles` names "torch" (the op tier), "scipy", "gradcheck" or "trajectory:<model>:<optimizer>"."""
+    `oracles` names "torch" (the op tier), "scipy", "gradcheck", "trajectory:<model>:<optimizer>" or
+    "statistics:<subject>" (the statistics tier's subject)."""
 
     patch: Callable  # (monkeypatch) -> None
     config: Any
     oracles: tuple[str, ...]
     variant: str = ""  # the variant suffix the torch and gradcheck oracles run
+    regime: str = GAUSSIAN  # the value regime of the torch and SciPy oracles' input (the edge it hides behind)
 
     @property
     def name(self) -> str:
@@ -51,7 +54,7 @@ class Variant:
     p: float | None = None  # dropout probability forced onto every configuration (None: as drawn)
     driven_by_mask: bool = False  # torch's dropout keeps exactly the units the layer's `mask` kept
     gradcheck: bool = True  # the gradcheck oracle applies (where the op's `gradcheck` does)
-    well_posed: Callable | None = None  # (config, dtype) -> False for configurations excluded in that dtype
+    well_posed: Callable | None = None  # (config, dtype, regime) -> False for cases excluded in that dtype
     tolerances: Mapping[str, Tolerance] | None = None  # per dtype; None: the op's rows
 
 
@@ -70,8 +73,8 @@ class OpInfo:
     tolerances: Mapping[str, Tolerance] = field(default_factory=lambda: DEFAULT)
     budget: Budget = DEFAULT_BUDGET
     gradcheck: bool = False  # torch's gradients pass gradcheck/gradgradcheck, ours gradcheck, both agree
-    scipy: Callable | None = None  # (namespace, config, seed, where) -> None: an oracle independent of torch, run on
-    # the configurations of every variant
+    scipy: Callable | None = None  # (results, config, data, where) -> None: judges the implementation's results
+    # with an oracle independent of torch, on the configurations of every variant
     mutations: tuple[Mutation, ...] = ()
     ndim: tuple[int, ...] = (4,)  # input ranks accepted
     channels: bool = False  # insists on the size of dim 1
@@ -79,6 +82,7 @@ class OpInfo:
     parametric: bool = False  # has parameters
     random: bool = False  # draws a mask in training mode
     dtypes: tuple[str, ...] = ("float64", "float32")
+    regimes: tuple[str, ...] = ()  # value regimes drawn beside Gaussian inputs (see `regimes`)
 
     def subjects(self) -> list[Subject]:
         return [Subject(self, variant) for variant in self.variants]
@@ -109,12 +113,17 @@ class Subject:
         rows = self.variant.tolerances or self.op.tolerances
         return rows.get(dtype) or DEFAULT[dtype]
 
-    def well_posed(self, config, dtype: str) -> bool:
-        return self.variant.well_posed is None or self.variant.well_posed(config, dtype)
+    def well_posed(self, config, dtype: str, regime: str = GAUSSIAN) -> bool:
+        return self.variant.well_posed is None or self.variant.well_posed(config, dtype, regime)
 
     @property
     def gradcheck(self) -> bool:
         return self.op.gradcheck and self.variant.gradcheck
+
+    @property
+    def regimes(self) -> tuple[str, ...]:
+        """The value regimes its inputs are drawn in: Gaussian, and the op's edge regimes."""
+        return (GAUSSIAN, *self.op.regimes)
 
 
 # -- building blocks of the entries ----------------------------------------------------------------------------
@@ -145,15 +154,18 @@ def _torch_residual_block(config):
     return ResidualBlock(**config.kwargs)
 
 
-def batch_norm_well_conditioned(cfg, dtype) -> bool:
-    """float32 and a training-mode BatchNorm fed by a convolution: at least 4 values per channel.
+def batch_norm_well_conditioned(cfg, dtype, regime=GAUSSIAN) -> bool:
+    """float32 and a training-mode BatchNorm fed by a convolution: at least 4 values per channel, and not all-zero
+    inputs.
 
     With 2 values per channel x_hat is +-(1 - O(eps / d^2)) and the backward is a near-total cancellation
     (condition number ~ d^2 / eps ~ 1e5 for eps = 1e-5), so in float32 both frameworks return rounding noise
-    of ~1e-3 relative and a comparison would test noise, not conformance. float64 runs every configuration.
+    of ~1e-3 relative and a comparison would test noise, not conformance. All-zero inputs give the first batch
+    norm variance 0: its backward multiplies the float32 rounding of the upstream chain by 1/sqrt(eps) = 316
+    (measured: 1e-4 relative between torch and NumPy on a gradient of 9). float64 runs every case.
     """
     n, _, h, w = cfg.output_shape
-    return dtype != "float32" or n * h * w >= 4
+    return dtype != "float32" or (n * h * w >= 4 and regime != "zeros")
 
 
 TRAIN_EVAL = (Variant("[train]"), Variant("[eval]", training=False))
@@ -188,6 +200,23 @@ BATCH_NORM_CUMULATIVE = S.LayerConfig("BatchNorm2d", dict(num_features=3, eps=1e
                                                           track_running_stats=True), (2, 3, 3, 2), (2, 3, 3, 2))
 ADAM = dict(optimizer="Adam", kwargs=dict(lr=1e-2, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0),
             shapes=[(3,), (2, 2)], steps=3, skip_steps=[])
+SGD_DECAYED = dict(optimizer="SGD", kwargs=dict(lr=0.1, momentum=0.9, dampening=0.0, weight_decay=0.1, nesterov=False),
+                   shapes=[(3,), (2, 2)], steps=3, skip_steps=[])
+STEP_LR = dict(optimizer="SGD", kwargs=dict(lr=1.0), schedule=dict(step_size=2, gamma=0.5), shapes=[(3,), (2, 2)],
+               steps=5, skip_steps=[])
+SMOOTHED = dict(batch=3, classes=4, label_smoothing=0.2, logit_scale=3.0)
+HARDTANH = S.LayerConfig("Hardtanh", dict(min_val=-1.0, max_val=1.0), (3, 8), (3, 8))
+RELU6 = S.LayerConfig("ReLU6", {}, (3, 8), (3, 8))
+RELU = S.LayerConfig("ReLU", {}, (3, 8), (3, 8))
+DROPOUT = S.LayerConfig("Dropout", dict(p=0.5), (4, 5), (4, 5))
+ADAPTIVE_MAX_POOL = S.LayerConfig("AdaptiveMaxPool2d", dict(output_size=(2, 2), return_indices=False), (2, 2, 5, 5),
+                                  (2, 2, 2, 2))
+MAX_POOL_DILATED = S.LayerConfig("MaxPool2d", dict(kernel_size=2, stride=1, padding=(0, 0), ceil_mode=False,
+                                                   dilation=(2, 2), return_indices=False), (2, 2, 5, 5), (2, 2, 3, 3))
+AVG_POOL_CEIL = S.LayerConfig("AvgPool2d", dict(kernel_size=2, stride=2, padding=(0, 0), ceil_mode=True,
+                                                count_include_pad=True, divisor_override=None), (2, 2, 5, 5),
+                              (2, 2, 3, 3))
+FLATTEN_TO_LAST = S.LayerConfig("Flatten", dict(start_dim=1, end_dim=-1), (2, 3, 4), (2, 12))
 
 # torch's CPU batch norm accumulates float32 reductions in double (ATen's AccumulateType<float, CPU> is double)
 # and forms sum((x - mean) * dy) before scaling, while NumPy's float32 closed form rounds x_hat and sums in
@@ -203,6 +232,14 @@ BATCH_NORM_BUDGET = Budget(4.0, 32.0, "torch's CPU batch norm accumulates float3
 BASIC_BLOCK_TRAIN = {"float64": F64, "float32": Tolerance(5e-5, 5e-5, "two chained training-mode batch norms on "
                                                                       "4+ values per channel amplify rounding")}
 
+# Value regimes (see `regimes`) each op is drawn in beside Gaussian inputs: where implementations actually differ.
+RELU_EDGES = ("bounds", "zeros", "nonfinite")  # is the gradient passed at 0? IEEE propagation (NaN passes it)
+CLIP_EDGES = ("bounds", "zeros", "infinite")  # at the bounds? (torch's gradient at NaN depends on the position)
+MAX_EDGES = ("ties", "zeros", "nonfinite")  # which tied maximum gets the gradient; NaN is the window's max
+PROPAGATING_EDGES = ("zeros", "nonfinite")
+NORM_EDGES = ("constant channel", "zeros")  # variance 0
+ZEROS, NONFINITE, EXTREME_LOGITS = ("zeros",), ("nonfinite",), ("extreme",)
+
 ARGS = "[args]"  # the variant over every other torch.nn argument (strategies.TORCH_ARGUMENT_CONFIGS)
 # Tolerances of the [args] variants, AdaptiveMaxPool2d, ReLU6 and Hardtanh: torch's defaults hold, measured over 200
 # configurations per subject and dtype (worst float32 ratio to the tolerance / to the error budget): Conv2d 0.25 /
@@ -215,66 +252,87 @@ ARGS = "[args]"  # the variant over every other torch.nn argument (strategies.TO
 OPS = [
     OpInfo("Conv2d", "layer", S.conv2d_configs, S.conv2d_invalid, gradcheck=True,
            scipy=scipy_oracles.conv2d_matches_scipy, ndim=UNBATCHED, channels=True, window=True, parametric=True,
-           variants=(Variant(), Variant(ARGS, configs=S.conv2d_torch_configs)), mutations=(
+           variants=(Variant(), Variant(ARGS, configs=S.conv2d_torch_configs)), regimes=ZEROS, mutations=(
                Mutation(M.conv_backward_with_flipped_kernel, CONV, ("torch", "scipy", "gradcheck")),
                Mutation(M.conv_forward_with_flipped_kernel, CONV,
                         ("torch", "scipy", "gradcheck", "trajectory:tiny_cnn:sgd")),
                Mutation(M.conv_dilation_offset_wrong, CONV_DILATED, ("torch", "scipy", "gradcheck"), ARGS),
                Mutation(M.conv_groups_mixing_channels, CONV_GROUPED, ("torch", "scipy", "gradcheck"), ARGS),
-               Mutation(M.conv_same_padding_odd_pixel_first, CONV_SAME, ("torch", "scipy", "gradcheck"), ARGS))),
+               Mutation(M.conv_same_padding_odd_pixel_first, CONV_SAME, ("torch", "scipy", "gradcheck"), ARGS),
+               Mutation(M.dilated_conv_weight_gradient_shifted, CONV_DILATED, ("torch", "scipy", "gradcheck"),
+                        ARGS))),
     OpInfo("Linear", "layer", S.linear_configs, S.linear_invalid, gradcheck=True, ndim=tuple(range(1, 33)),
-           variants=(Variant(), Variant(ARGS, configs=S.linear_torch_configs)), channels=True, parametric=True),
-    OpInfo("ReLU", "layer", S.relu_configs, gradcheck=True, ndim=EVERY_RANK),
-    OpInfo("ReLU6", "layer", lambda: S.hardtanh_configs("ReLU6", min_dims=1), gradcheck=True, ndim=EVERY_RANK),
+           variants=(Variant(), Variant(ARGS, configs=S.linear_torch_configs)), channels=True, parametric=True,
+           regimes=ZEROS, mutations=(
+               Mutation(M.init_bound_sqrt_3_too_wide, None, ("statistics:Linear[init]", "statistics:Conv2d[init]")),)),
+    OpInfo("ReLU", "layer", S.relu_configs, gradcheck=True, ndim=EVERY_RANK, regimes=RELU_EDGES,
+           mutations=(Mutation(M.relu_gradient_at_zero, RELU, ("torch",), regime="bounds"),)),
+    OpInfo("ReLU6", "layer", lambda: S.hardtanh_configs("ReLU6", min_dims=1), gradcheck=True, ndim=EVERY_RANK,
+           regimes=CLIP_EDGES, mutations=(Mutation(M.clip_gradient_at_bounds, RELU6, ("torch",), regime="bounds"),)),
     OpInfo("Hardtanh", "layer", lambda: S.hardtanh_configs(min_dims=1), S.hardtanh_invalid, gradcheck=True,
-           ndim=EVERY_RANK),
+           ndim=EVERY_RANK, regimes=CLIP_EDGES,
+           mutations=(Mutation(M.clip_gradient_at_bounds, HARDTANH, ("torch",), regime="bounds"),)),
     OpInfo("MaxPool2d", "layer", lambda: S.pool2d_configs("MaxPool2d"), lambda: S.pool2d_invalid("MaxPool2d"),
            gradcheck=True, scipy=scipy_oracles.pool2d_matches_scipy, ndim=UNBATCHED, window=True,
            variants=(Variant(), Variant(ARGS, configs=lambda: S.with_return_indices(S.pool2d_torch_configs()))),
-           mutations=(
+           regimes=MAX_EDGES, mutations=(
                Mutation(M.max_pool_argmax_off_by_one, MAX_POOL, ("torch", "gradcheck", "trajectory:tiny_cnn:sgd")),
                Mutation(M.max_pool_with_zero_padding, MAX_POOL_PADDED, ("scipy",)),
                Mutation(M.pool_ceil_mode_drops_last_window, MAX_POOL_CEIL, ("torch", "scipy", "gradcheck"), ARGS),
-               Mutation(M.max_pool_indices_flattened_over_batch_and_channels, MAX_POOL_INDICES, ("torch",), ARGS))),
+               Mutation(M.max_pool_indices_flattened_over_batch_and_channels, MAX_POOL_INDICES, ("torch",), ARGS),
+               Mutation(M.dilated_max_pool_last_of_tied_maxima, MAX_POOL_DILATED, ("torch",), ARGS, "ties"),
+               Mutation(M.max_pool_ignoring_nan, MAX_POOL, ("torch",), regime="nonfinite"))),
     OpInfo("AvgPool2d", "layer", lambda: S.pool2d_configs("AvgPool2d"), lambda: S.pool2d_invalid("AvgPool2d"),
            gradcheck=True, scipy=scipy_oracles.pool2d_matches_scipy, ndim=UNBATCHED, window=True,
-           variants=(Variant(), Variant(ARGS, configs=lambda: S.pool2d_torch_configs("AvgPool2d"))), mutations=(
+           variants=(Variant(), Variant(ARGS, configs=lambda: S.pool2d_torch_configs("AvgPool2d"))),
+           regimes=PROPAGATING_EDGES, mutations=(
                Mutation(M.avg_pool_ignoring_count_include_pad, AVG_POOL_WITHOUT_PAD, ("torch", "scipy", "gradcheck"),
-                        ARGS),)),
+                        ARGS),
+               Mutation(M.avg_pool_divisor_ceil_mode, AVG_POOL_CEIL, ("torch", "scipy"), ARGS))),
     OpInfo("AdaptiveAvgPool2d", "layer", S.adaptive_avg_pool2d_configs, S.adaptive_avg_pool2d_invalid,
            variants=(Variant(), Variant(ARGS, configs=S.adaptive_pool2d_torch_configs)), gradcheck=True,
-           ndim=UNBATCHED),
+           ndim=UNBATCHED, regimes=PROPAGATING_EDGES),
     # Property tests draw batched inputs without indices; the op tier every argument, return_indices included.
     OpInfo("AdaptiveMaxPool2d", "layer", lambda: S.adaptive_pool2d_torch_configs("AdaptiveMaxPool2d", unbatched=False),
            S.adaptive_max_pool2d_invalid, gradcheck=True, ndim=UNBATCHED, variants=(Variant(configs=lambda: (
-               S.with_return_indices(S.adaptive_pool2d_torch_configs("AdaptiveMaxPool2d")))),)),
+               S.with_return_indices(S.adaptive_pool2d_torch_configs("AdaptiveMaxPool2d")))),), regimes=MAX_EDGES,
+           mutations=(Mutation(M.adaptive_max_pool_last_of_tied_maxima, ADAPTIVE_MAX_POOL, ("torch",),
+                               regime="ties"),)),
     OpInfo("BatchNorm2d", "layer", S.batch_norm2d_configs, S.batch_norm2d_invalid, gradcheck=True,
            variants=(*TRAIN_EVAL, Variant("[args,train]", configs=S.batch_norm2d_torch_configs),
                      Variant("[args,eval]", configs=S.batch_norm2d_torch_configs, training=False)),
-           budget=BATCH_NORM_BUDGET, channels=True, parametric=True, mutations=(
+           budget=BATCH_NORM_BUDGET, channels=True, parametric=True, regimes=NORM_EDGES, mutations=(
                Mutation(M.batch_norm_with_unbiased_variance, BATCH_NORM,
                         ("torch", "gradcheck", "trajectory:simple_cnn:adam"), variant="[train]"),
                Mutation(M.batch_norm_momentum_none_as_default, BATCH_NORM_CUMULATIVE, ("torch",), "[args,train]"))),
     OpInfo("Dropout", "layer", S.dropout_configs, lambda: S.dropout_invalid("Dropout"), variants=DROPOUT_VARIANTS,
-           ndim=EVERY_RANK, random=True),
+           ndim=EVERY_RANK, random=True, regimes=PROPAGATING_EDGES, mutations=(
+               Mutation(M.dropout_keeps_one_minus_p_squared, DROPOUT, ("statistics:Dropout[rate]",)),
+               Mutation(M.dropout_backward_without_scale, DROPOUT, ("torch",), "[mask]"))),
     OpInfo("Dropout2d", "layer", S.dropout2d_configs, lambda: S.dropout_invalid("Dropout2d"),
-           variants=DROPOUT_VARIANTS, ndim=UNBATCHED, random=True),
+           variants=DROPOUT_VARIANTS, ndim=UNBATCHED, random=True, regimes=PROPAGATING_EDGES,
+           mutations=(Mutation(M.dropout2d_masks_per_element, None, ("statistics:Dropout2d[channels]",)),)),
     OpInfo("Flatten", "layer", S.flatten_configs, gradcheck=True, ndim=tuple(range(2, 33)),
-           variants=(Variant(), Variant(ARGS, configs=S.flatten_torch_configs))),
+           variants=(Variant(), Variant(ARGS, configs=S.flatten_torch_configs)), regimes=NONFINITE,
+           mutations=(Mutation(M.flatten_negative_end_dim_off_by_one, FLATTEN_TO_LAST, ("torch",), ARGS),)),
     OpInfo("BasicBlock", "layer", S.basic_block_configs, requires=("Conv2d", "BatchNorm2d", "Sequential"),
            variants=(Variant("[train]", well_posed=batch_norm_well_conditioned, tolerances=BASIC_BLOCK_TRAIN),
                      Variant("[eval]", training=False)),
            build=_basic_block, torch_twin=_torch_basic_block, gradcheck=True,
            budget=Budget(4.0, 64.0, "two batch norms (torch's accumulate float32 in double)"),
-           channels=True, parametric=True),
+           channels=True, parametric=True, regimes=ZEROS),
     OpInfo("ResidualBlock", "layer", S.residual_block_configs, torch_twin=_torch_residual_block, gradcheck=True,
-           ndim=UNBATCHED, channels=True, parametric=True),
+           ndim=UNBATCHED, channels=True, parametric=True, regimes=ZEROS),
     OpInfo("CrossEntropyLoss", "loss", S.cross_entropy_configs, gradcheck=True, ndim=(2,),
-           variants=(Variant(), Variant(ARGS, configs=S.cross_entropy_torch_configs))),
-    OpInfo("SGD", "optimizer", S.sgd_configs, ndim=()),
+           variants=(Variant(), Variant(ARGS, configs=S.cross_entropy_torch_configs)), regimes=EXTREME_LOGITS,
+           mutations=(Mutation(M.label_smoothing_over_k_minus_1, SMOOTHED, ("torch",)),)),
+    OpInfo("SGD", "optimizer", S.sgd_configs, ndim=(),
+           mutations=(Mutation(M.sgd_weight_decay_after_momentum, SGD_DECAYED, ("torch",)),)),
     OpInfo("Adam", "optimizer", S.adam_configs, ndim=(), mutations=(
-        Mutation(M.adam_without_sqrt_in_bias_correction, ADAM, ("torch", "trajectory:tiny_cnn:adam")),)),
-    OpInfo("StepLR", "optimizer", S.step_lr_configs, requires=("SGD",), ndim=()),
+        Mutation(M.adam_without_sqrt_in_bias_correction, ADAM, ("torch", "trajectory:tiny_cnn:adam")),
+        Mutation(M.adam_bias_correction_off_by_one, ADAM, ("torch",)))),
+    OpInfo("StepLR", "optimizer", S.step_lr_configs, requires=("SGD",), ndim=(),
+           mutations=(Mutation(M.step_lr_off_by_one, STEP_LR, ("torch",)),)),
 ]
 
 
@@ -291,6 +349,33 @@ def op_info(name: str) -> OpInfo:
         raise KeyError(f"{name!r} is not in the op database ({', '.join(ops_by_name())})") from None
 
 
+def layer_configs(name: str):
+    """Random valid configurations of the layer `name` (one of LAYERS)."""
+    return op_info(name).configs()
+
+
+def invalid_constructions():
+    """Constructions every layer of the op database must reject: non-positive sizes, negative padding, pooling
+    padding over half the kernel, p/eps/momentum out of range (each entry's `invalid` strategy)."""
+    from hypothesis import strategies as st
+
+    return st.one_of(*(op.invalid() for op in layer_ops() if op.invalid is not None))
+
+
+def wrong_ndim_shapes(cfg: S.LayerConfig):
+    """Input shapes of a rank the layer rejects (a dim dropped or added, or 0-d)."""
+    from hypothesis import strategies as st
+
+    accepted = op_info(cfg.layer).ndim
+    ranks = [r for r in range(0, max(accepted[-1], 4) + 2) if r not in accepted and r <= 6]
+    return st.sampled_from(ranks).map(lambda r: tuple(cfg.input_shape[:r]) + (2,) * max(0, r - len(cfg.input_shape)))
+
+
+def insisted_channels(cfg: S.LayerConfig) -> int | None:
+    """The input size along dim 1 the layer of `cfg` insists on (None where any size is accepted)."""
+    return cfg.input_shape[1] if op_info(cfg.layer).channels else None
+
+
 @cache
 def subjects_by_name() -> dict[str, Subject]:
     return {subject.name: subject for op in OPS for subject in op.subjects()}
@@ -299,3 +384,11 @@ def subjects_by_name() -> dict[str, Subject]:
 def layer_ops() -> list[OpInfo]:
     """The entries that are layers (modules with forward/backward), in database order."""
     return [op for op in OPS if op.kind == "layer"]
+
+
+# The facts the property tests draw on, derived from the layer entries.
+LAYERS = [op.name for op in layer_ops()]
+PARAMETRIC_LAYERS = [op.name for op in layer_ops() if op.parametric]
+CHANNEL_LAYERS = [op.name for op in layer_ops() if op.channels]  # fixed size of dim 1
+WINDOW_LAYERS = [op.name for op in layer_ops() if op.window]  # sliding a kernel: the input must fit it
+NDIM = {op.name: op.ndim for op in layer_ops()}  # the input ranks each layer accepts

@@ -6,6 +6,7 @@ device; calling it runs it (hypothesis draws the configurations where the tier h
 - "oracle": SciPy for convolution and pooling, gradcheck/gradgradcheck for every differentiable subject;
 - "model": every zoo model (and variant) in train and eval mode against its torch twin;
 - "trajectory": every zoo model trained 20 steps with SGD and Adam in both frameworks;
+- "statistics": dropout's keep rate and masks, and each layer's initial parameters, against torch's distributions;
 - "device": torch on CUDA against torch on the CPU (is the reference itself consistent?), not in the defaults.
 What the namespace lacks is skipped as "not implemented", with the reason, never failed: names an op or model
 needs, keywords of torch's it refuses, NotImplementedError it raises (dtypes included). `require_all` turns that
@@ -19,7 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import ModuleType
 
-TIERS = ("op", "oracle", "model", "trajectory")
+from . import verdicts as V
+
+TIERS = ("op", "oracle", "model", "trajectory", "statistics")
 ALL_TIERS = (*TIERS, "device")
 DTYPES = ("float64", "float32")
 DEVICES = ("cpu", "cuda")
@@ -41,7 +44,7 @@ class Check:
     namespace: str
     example: Callable = field(repr=False)  # (nn, snippet, **arguments) -> None: one case
     needs: Callable = field(repr=False)  # () -> the namespace names the check needs
-    draw: Callable | None = field(default=None, repr=False)  # () -> {argument: strategy}; None: one case
+    draw: Callable | None = field(default=None, repr=False)  # () -> strategy of {argument: value}; None: one case
     depth: float = 1.0  # share of the hypothesis profile's max_examples
     slow: bool = False  # heavy (a 25M-parameter model): the pytest plugin marks it `slow` where that marker exists
     require_all: bool = False
@@ -60,7 +63,8 @@ class Check:
             pytest.skip(f"not implemented: {reason}")
 
     def run(self) -> None:
-        """Run the check; NotImplementedInNamespace when the namespace implements none of it."""
+        """Run the check and record its verdict; NotImplementedInNamespace when the namespace implements none of
+        it, AssertionError (FAIL), Refused or Crashed (see `verdicts`) when it does not conform."""
         import pytest
         import torch
 
@@ -71,24 +75,34 @@ class Check:
             self._outcome("skipped", NO_CUDA)
             pytest.skip(NO_CUDA)
         nn = load_namespace(self.namespace)
+        unavailable = getattr(nn, "UNAVAILABLE", None)
+        if unavailable:
+            self._not_implemented(str(unavailable))
         absent = missing(nn, self.needs())
         if absent:
             self._not_implemented(f"{self.namespace} has no {', '.join(absent)}")
         tally = Tally(strict=self.require_all)
         try:
-            with strict_torch_numerics():
+            with V.time_limit(V.CHECK_TIMEOUT), strict_torch_numerics():
                 self._examples(nn, tally)
-        except Exception as error:
-            self._outcome("failed", f"{type(error).__name__}", examples=tally.ran)
+        except V.TimedOut as error:
+            self._outcome(V.CRASHED, f"timed out: {error}", examples=tally.ran)
+            raise V.Crashed(f"{self.id}: timed out: {error}") from None
+        except AssertionError as error:
+            self._outcome("failed", _failure_summary(error), examples=tally.ran)
+            raise
+        except (V.Refused, V.Crashed) as error:
+            self._outcome(V.REFUSED if isinstance(error, V.Refused) else V.CRASHED, str(error), examples=tally.ran)
+            raise
+        except Exception as error:  # raised outside the wrapped calls: said with where it came from
+            self._outcome(V.CRASHED, f"{V.short(error)} (at {_raised_at(error)})", examples=tally.ran)
             raise
         if not tally.ran:
-            self._not_implemented("; ".join(sorted(tally.refused)))
-        self._outcome("passed", "", examples=tally.ran, refused=sum(tally.refused.values()),
-                      refusals=sorted(tally.refused)[:5])
+            self._not_implemented("; ".join(sorted(tally.unsupported)))
+        self._outcome("passed", "", examples=tally.ran, unsupported=sum(tally.unsupported.values()),
+                      unsupported_reasons=sorted(tally.unsupported)[:5])
 
     def _examples(self, nn, tally) -> None:
-        from .reproduce import reproduction
-
         def one(**arguments):
             tally.run(self.example, nn, lambda **shown: reproduction(self.namespace, self.id, **shown), **arguments)
 
@@ -96,14 +110,15 @@ class Check:
             one()
             return
         from hypothesis import HealthCheck, given, settings
-        from hypothesis import strategies as st
 
         profile = settings()
+        # database=None: every check runs the same inner function, so a failure saved for one would be replayed
+        # into the next (another strategy: "inconsistent data generation").
         depth = settings(profile, deadline=None, max_examples=max(3, int(profile.max_examples * self.depth)),
-                         suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow])
+                         suppress_health_check=[*profile.suppress_health_check, HealthCheck.too_slow], database=None)
 
         @depth
-        @given(arguments=st.fixed_dictionaries(self.draw()))
+        @given(arguments=self.draw())
         def drawn(arguments):
             one(**arguments)
 
@@ -112,7 +127,7 @@ class Check:
     def _not_implemented(self, reason: str):
         if self.require_all:
             raise AssertionError(f"{self.id}: {reason}; the project's own implementation must implement it")
-        self._outcome("not implemented", reason)
+        self._outcome(V.NOT_IMPLEMENTED, reason)
         raise NotImplementedInNamespace(reason)
 
     def _outcome(self, outcome: str, reason: str, **values) -> None:
@@ -122,11 +137,26 @@ class Check:
                reason=reason, namespace=self.namespace, **values)
 
 
+def _failure_summary(error: AssertionError) -> str:
+    """The comparison's first line and its worst element: the FAIL's reason in the report."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    worst = next((line for line in lines if line.startswith("worst element")), None)
+    return "; ".join(filter(None, [lines[0] if lines else type(error).__name__, worst]))
+
+
+def _raised_at(error: BaseException) -> str:
+    """file:line (function) of the innermost frame an exception was raised in."""
+    import traceback
+
+    frames = traceback.extract_tb(error.__traceback__)
+    return f"{frames[-1].filename}:{frames[-1].lineno} ({frames[-1].name})" if frames else "unknown"
+
+
 class Tally:
-    """Counts the cases a check ran and those the namespace refused (NotImplementedError), with the reasons."""
+    """Counts the cases a check ran and those the namespace does not support (NotImplementedError), by reason."""
 
     def __init__(self, strict: bool = False):
-        self.strict, self.ran, self.refused = strict, 0, {}
+        self.strict, self.ran, self.unsupported = strict, 0, {}
 
     def run(self, function, *args, **kwargs) -> None:
         try:
@@ -135,9 +165,18 @@ class Tally:
             if self.strict:
                 raise
             reason = str(error) or type(error).__name__
-            self.refused[reason] = self.refused.get(reason, 0) + 1
+            self.unsupported[reason] = self.unsupported.get(reason, 0) + 1
             return
         self.ran += 1
+
+
+def reproduction(namespace: str, check_id: str, **arguments) -> str:
+    """Python that reruns one case of one check against the same namespace."""
+    shown = "".join(f", {key}={value!r}" for key, value in arguments.items())
+    imports = "from reference.testing.conformance import reproduce\n"
+    if "LayerConfig(" in shown:
+        imports += "from reference.testing.strategies import LayerConfig\n"
+    return f"{imports}reproduce({namespace!r}, {check_id!r}{shown})"
 
 
 def checks(namespace: str | ModuleType = "reference.numpy_nn", tiers=TIERS, dtypes=DTYPES, devices=DEVICES,

@@ -10,63 +10,32 @@ snippet that reruns the case against the same namespace.
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from contextlib import contextmanager
 
 import numpy as np
 import torch
 
-from reference.testing.compare import Budget, Tolerance, Where, as_numpy, assert_close, assert_within_budget
+from reference.testing.compare import Budget, Tolerance, Where, as_numpy, assert_close, assert_within_budget, record
 
+from .regimes import GAUSSIAN
+from .tensors import TORCH_DTYPES, cast_floats, torch_device
 from .tolerances import EXACT
-
-TORCH_DTYPES = {"float32": torch.float32, "float64": torch.float64}
-
-
-def torch_device(device: str) -> torch.device:
-    """"cpu", or "cuda" mapped onto the visible GPUs by xdist worker number (gw0 -> cuda:0, gw1 -> cuda:1, ...)."""
-    if device != "cuda":
-        return torch.device(device)
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
-    index = int(worker[2:]) if worker[2:].isdigit() else 0
-    return torch.device("cuda", index % max(torch.cuda.device_count(), 1))
-
-
-def to_torch(array, device, dtype: torch.dtype | None = None, requires_grad: bool = False) -> torch.Tensor:
-    """A tensor from a CPU NumPy array, moved to `device` (inputs are always generated on the CPU)."""
-    tensor = torch.from_numpy(np.array(array, copy=True)).to(device)  # keeps 0-d arrays 0-d
-    if dtype is not None and tensor.is_floating_point():
-        tensor = tensor.to(dtype)
-    return tensor.requires_grad_(requires_grad)
-
-
-def cast_floats(data, dtype):
-    """`data` (arrays, nested in dicts/lists/tuples) with every float array cast to `dtype`; the rest as is."""
-    if isinstance(data, np.ndarray):
-        return data.astype(dtype) if data.dtype.kind == "f" else data
-    if isinstance(data, Mapping):
-        return {key: cast_floats(value, dtype) for key, value in data.items()}
-    if isinstance(data, (list, tuple)):
-        return type(data)(cast_floats(value, dtype) for value in data)
-    return data
-
-
-def torch_state(module) -> dict:
-    """A torch module's state_dict as float64 / int64 NumPy arrays on the CPU."""
-    return {key: value.detach().cpu().numpy().copy() for key, value in module.state_dict().items()}
+from .verdicts import FORWARD_ONLY, as_result, implementation
 
 
 def compare_results(ours: dict, theirs: dict, where: Where, tol: Tolerance) -> None:
-    """assert_close on every named result both sides produced (keys starting with "_" are side data)."""
+    """assert_close on every named result both sides produced (keys starting with "_" are side data). Results of
+    the wrong shape, dtype or type make the implementation Crashed; for a forward-only implementation (its
+    backward raised NotImplementedError) the gradients are left out."""
     keys_ours = {k for k in ours if not k.startswith("_")}
-    keys_theirs = {k for k in theirs if not k.startswith("_")}
+    keys_theirs = {k for k in theirs if not k.startswith("_") and not (FORWARD_ONLY in ours and k.startswith("grad["))}
     if keys_ours != keys_theirs:
         raise AssertionError(f"{where.label('results')}: results differ in what they contain: only the "
                              f"implementation has {sorted(keys_ours - keys_theirs)}, only torch has "
                              f"{sorted(keys_theirs - keys_ours)}" + _footer(where))
     for key in sorted(keys_ours, key=_stage_order):
-        a, e = as_numpy(ours[key]), as_numpy(theirs[key])
+        e = as_numpy(theirs[key])
+        a = as_result(ours[key], e, f"{where.label(key)}")
         assert_close(a, e, tol if a.dtype.kind == "f" else EXACT, where, key)
 
 
@@ -101,22 +70,44 @@ def strict_torch_numerics():
         torch.backends.cuda.matmul.allow_tf32 = saved
 
 
-def assert_matches_torch(nn, subject, config, seed: int, dtype: str, device: str = "cpu", tier: str = "op",
-                         reproduce: str = "", label: str | None = None) -> None:
-    """Run one subject of the op database on one configuration in `nn` and in torch; compare all results
-    (recorded under `label`, default the subject's name)."""
+def run_implementation(nn, subject, config, data: dict, where: Where) -> dict:
+    """The implementation's results for one case (its exceptions become verdicts, see `verdicts`); a forward-only
+    implementation's case is recorded as such."""
     from .runners import runners
 
-    make_data, run_ours, run_torch = runners(subject)
+    with implementation(f"{where.subject} of {nn.__name__}"):
+        ours = runners(subject)[1](nn, config, data)
+    note_forward_only(ours, where)
+    return ours
+
+
+def note_forward_only(ours: dict, where: Where) -> None:
+    """Record that a case compared the forward results only (the implementation's backward is not implemented)."""
+    if FORWARD_ONLY in ours:
+        record(where, "forward only", "forward only", reason=ours[FORWARD_ONLY])
+
+
+def assert_matches_torch(nn, subject, config, seed: int, dtype: str, device: str = "cpu", tier: str = "op",
+                         reproduce: str = "", label: str | None = None, regime: str = GAUSSIAN) -> None:
+    """Run one subject of the op database on one configuration, its input in the value `regime`, in `nn` and in
+    torch; compare all results (recorded under `label`, default the subject's name)."""
+    from .runners import runners
+
+    make_data, _, run_torch = runners(subject)
     where = Where(tier, label or subject.name, dtype, device, reproduce)
-    data = cast_floats(make_data(config, seed), np.dtype(dtype))
-    try:
-        ours = run_ours(nn, config, data)
-    except AssertionError as error:  # e.g. an output of the wrong shape: name the subject, add the reproduction
-        raise AssertionError(f"{where.label('forward')}: {error}" + _footer(where)) from None
+    data = cast_floats(make_data(config, seed, regime), np.dtype(dtype))
+    ours = run_implementation(nn, subject, config, data, where)
     theirs = run_torch(config, data, ours, torch_device(device), TORCH_DTYPES[dtype])
     compare_results(ours, theirs, where, subject.tolerance(dtype))
     if dtype == "float32":
         exact = run_torch(config, cast_floats(data, np.float64), cast_floats(ours, np.float64), torch.device("cpu"),
                           torch.float64)
         check_budget(ours, theirs, exact, where, subject.op.budget)
+
+
+def assert_matches_scipy(nn, subject, config, seed: int, where: Where, regime: str = GAUSSIAN) -> None:
+    """The subject's SciPy oracle (float64, CPU) on the implementation's results for one configuration."""
+    from .runners import layer_data
+
+    data = layer_data(config, seed, regime)
+    subject.op.scipy(run_implementation(nn, subject, config, data, where), config, data, where)

@@ -25,18 +25,14 @@ from reference.testing.compare import Where, as_numpy, assert_close, error_stats
 from reference.testing.states import randomize_batch_norm
 from reference.train import NumpyStepper, TorchStepper
 
-from .harness import (
-    TORCH_DTYPES,
-    check_budget,
-    compare_results,
-    to_torch,
-    torch_device,
-    torch_state,
-)
+from .harness import check_budget, compare_results, note_forward_only
 from .namespace import build_model, model_options
 from .protocol import Model, RandomLayer
-from .runners import buffers, parameter_gradients, require
+from .regimes import GAUSSIAN, values
+from .runners import buffers, parameter_gradients, require, with_gradients
+from .tensors import TORCH_DTYPES, to_torch, torch_device, torch_state
 from .tolerances import DEFAULT, DEFAULT_BUDGET, EXACT, TRAJECTORY
+from .verdicts import as_result, implementation
 
 # One step that leaves the parameters as they are: the gradients of the state under test are compared.
 GRADIENTS_ONLY = zoo.TrainRecipe("sgd", lr=0.0, batch_size=1, epochs=1)
@@ -52,10 +48,11 @@ def trajectory_recipe(optimizer: str, batch_size: int) -> zoo.TrainRecipe:
     return zoo.TrainRecipe(optimizer, batch_size=batch_size, epochs=1, **TRAJECTORY_OPTIMIZERS[optimizer])
 
 
-def batch(input_shape, num_classes: int, size: int, seed: int):
-    """A random batch (inputs N(0, 1), integer targets) of `input_shape` (C, H, W), generated on the CPU."""
+def batch(input_shape, num_classes: int, size: int, seed: int, regime: str = GAUSSIAN):
+    """A random batch (inputs in the value `regime`, N(0, 1) by default; integer targets) of `input_shape`
+    (C, H, W), generated on the CPU."""
     rng = np.random.default_rng(seed)
-    return rng.standard_normal((size, *input_shape)), rng.integers(0, num_classes, size)
+    return values(regime, rng, (size, *input_shape), None), rng.integers(0, num_classes, size)
 
 
 def case(name: str, variant: str | None = None):
@@ -74,9 +71,10 @@ def twins(nn, name: str, dtype: str, device: str, seed: int = 0, options=None):
     options = options or {}
     torch_model = zoo.build(name, "torch", seed=seed, **options)
     state = randomize_batch_norm(torch_state(torch_model), np.random.default_rng(seed + 1))
-    ours = require(build_model(nn, name, **options), Model, f"{name} built from {nn.__name__}")
-    ours.to(np.dtype(dtype))
-    ours.load_state_dict(state)
+    with implementation(f"building {name} from {nn.__name__} and loading its state"):
+        ours = require(build_model(nn, name, **options), Model, f"{name} built from {nn.__name__}")
+        ours.to(np.dtype(dtype))
+        ours.load_state_dict(state)
     torch_model = torch_model.to(TORCH_DTYPES[dtype])
     torch_model.load_state_dict({key: torch.as_tensor(value) for key, value in state.items()})
     return ours, torch_model.to(torch_device(device))
@@ -100,16 +98,22 @@ class _InputGradient:
 
 
 def step_ours(nn, model, x, y, training: bool) -> dict:
-    """One gradient step of the namespace's model: results by name, plus the dropout masks drawn ("_masks")."""
+    """One gradient step of the namespace's model: results by name, plus the dropout masks drawn ("_masks"); only
+    the forward results where the implementation's backward raises NotImplementedError."""
     from reference import numpy_nn
 
-    model.train(training)
-    recording = _InputGradient(model)
-    layers = SimpleNamespace(CrossEntropyLoss=nn.CrossEntropyLoss, SGD=numpy_nn.SGD)  # any namespace: our lr-0 SGD
-    loss, logits = NumpyStepper(recording, GRADIENTS_ONLY, layers=layers).step(x.copy(), y.copy())
-    results = {"forward": logits, "loss": np.asarray(loss, dtype=x.dtype), "grad[input]": recording.grad}
-    masks = {name: m.mask for name, m in model.named_modules() if isinstance(m, RandomLayer) and m.mask is not None}
-    return {**results, **parameter_gradients(model), **buffers(model), "_masks": masks if training else {}}
+    with implementation(f"{type(model).__name__} of {nn.__name__}"):
+        model.train(training)
+        recording = _InputGradient(model)
+        layers = SimpleNamespace(CrossEntropyLoss=nn.CrossEntropyLoss, SGD=numpy_nn.SGD)  # any namespace: lr-0 SGD
+        stepper = NumpyStepper(recording, GRADIENTS_ONLY, layers=layers)
+        loss, logits = stepper.forward(x.copy(), y.copy())
+        results = {"forward": logits, "loss": np.asarray(loss, dtype=x.dtype)}
+        results = with_gradients(results, lambda: (stepper.update(), {"grad[input]": recording.grad,
+                                                                      **parameter_gradients(model)})[1])
+        masks = {name: m.mask for name, m in model.named_modules()
+                 if isinstance(m, RandomLayer) and m.mask is not None}
+        return {**results, **buffers(model), "_masks": masks if training else {}}
 
 
 def step_torch(model, x, y, training: bool, masks: dict, device, dtype) -> dict:
@@ -133,10 +137,23 @@ def _is_dropout(module) -> bool:
     return isinstance(module, (torch.nn.Dropout, torch.nn.Dropout2d))
 
 
+def _maskless(name: str) -> NotImplementedError:
+    return NotImplementedError(f"dropout {name!r}: the implementation exposes no mask of its last forward, needed "
+                               "to drive torch's dropout (see reference.testing.conformance.protocol.RandomLayer)")
+
+
+def require_masks(ours_model, torch_model) -> None:
+    """NotImplementedError unless every dropout of the torch twin has a namesake in the implementation's model
+    that exposes `p` and its `mask` (the model and trajectory tiers need both)."""
+    modules = dict(ours_model.named_modules())
+    for name, module in torch_model.named_modules():
+        if _is_dropout(module) and not isinstance(modules.get(name), RandomLayer):
+            raise _maskless(name)
+
+
 def _driven(masks: dict, name: str, device):
     if name not in masks:
-        raise NotImplementedError(f"dropout {name!r}: the implementation exposes no mask of its last forward, needed "
-                                  "to drive torch's dropout (see reference.testing.conformance.protocol.RandomLayer)")
+        raise _maskless(name)
     keep = to_torch(np.asarray(masks[name], dtype=np.float64) != 0, device)
 
     def drive(module, inputs, output):
@@ -150,11 +167,23 @@ class KinkFlip(Exception):
     """float32 took the other side of a kink (ReLU at 0, max-pool near-tie) than torch float32 and float64 did."""
 
 
+# The model tier's batches: the model's Gaussian batch and, in float64, a batch of one example (training-mode batch
+# statistics over one image; in float32 a batch norm over the few values left per channel deep in a model scales
+# rounding like a zero-variance one: torchvision's resnet18 input gradients 1.2e-4 apart). Not an all-zero batch:
+# past the first layer its ties (constant feature maps, then max-pool windows of equal values) are broken by each
+# framework's rounding noise, and a batch norm with variance 0 scales that noise by 1/sqrt(eps) (measured, float64:
+# input gradients 2.8e-4 apart on tiny_mobilenet, bias gradients 2.7e-6 apart on resnet18); the op tier checks
+# zeros on every layer, where ties are exact.
+MODEL_REGIMES = ((GAUSSIAN, None), (GAUSSIAN, 1))
+
+
 def assert_model_matches(nn, name: str, mode: str, dtype: str, device: str = "cpu", seed: int = 0,
-                         variant: str | None = None, reproduce=None) -> None:
-    """Logits, loss and every gradient and buffer of a zoo model (or variant) built from `nn`, against torch;
-    `reproduce(seed)` is the snippet a failure prints."""
-    options, input_shape, classes, size = case(name, variant)
+                         variant: str | None = None, reproduce=None, regime: str = GAUSSIAN,
+                         size: int | None = None) -> None:
+    """Logits, loss and every gradient and buffer of a zoo model (or variant) built from `nn`, against torch, on a
+    batch in the value `regime` of `size` examples (default: the model's); `reproduce(seed)` is the snippet a
+    failure prints."""
+    options, input_shape, classes, default_size = case(name, variant)
     quirks = zoo.spec(name).quirks
     tol = (quirks.float32 or DEFAULT["float32"]) if dtype == "float32" else DEFAULT[dtype]
 
@@ -162,12 +191,29 @@ def assert_model_matches(nn, name: str, mode: str, dtype: str, device: str = "cp
         where = Where("model", f"{variant or name}[{mode}]", dtype, device,
                       reproduce(attempt_seed) if reproduce else "")
         ours_model, torch_model = twins(nn, name, dtype, device, attempt_seed, options)
-        x, y = batch(input_shape, classes, size, attempt_seed)
+        x, y = batch(input_shape, classes, size or default_size, attempt_seed, regime)
+        if not _torch_accepts(torch_model, x, mode == "train"):
+            return  # e.g. one example in training mode where a batch norm then sees one value per channel
         exact = lambda: zoo.build(name, "torch", seed=attempt_seed, **options)  # noqa: E731
         _assert_twins_match(nn, ours_model, torch_model, exact, x.astype(dtype), y, mode == "train", where, tol,
                             quirks.budget or DEFAULT_BUDGET, forgive_flips)
 
     _retrying_kink_flips(check, seed)
+
+
+def _torch_accepts(torch_model, x, training: bool) -> bool:
+    """Whether the torch twin runs a forward on `x` (torch refuses some batches: one value per batch-norm channel in
+    training mode); cases torch refuses are not conformance cases."""
+    state = {key: value.clone() for key, value in torch_model.state_dict().items()}
+    try:
+        with torch.no_grad():
+            torch_model.train(training)(to_torch(x, next(torch_model.parameters()).device,
+                                                 next(torch_model.parameters()).dtype))
+    except ValueError:
+        return False
+    finally:
+        torch_model.load_state_dict(state)  # the forward moved batch-norm running statistics
+    return True
 
 
 def _retrying_kink_flips(check, seed: int) -> None:
@@ -191,6 +237,7 @@ def _assert_twins_match(nn, ours_model, torch_model, build_exact, x, y, training
                         forgive_flips: bool) -> None:
     before = {k: v.detach().cpu().clone() for k, v in torch_model.state_dict().items()}  # the step updates BN
     ours = step_ours(nn, ours_model, x, y, training)
+    note_forward_only(ours, where)
     theirs = step_torch(torch_model, x, y, training, ours["_masks"], torch_device(where.device),
                         TORCH_DTYPES[where.dtype])
     if where.dtype == "float64":
@@ -293,9 +340,12 @@ def run_trajectory(nn, name: str, optimizer: str, dtype: str, device: str = "cpu
     input_shape = spec.quirks.trajectory_input or spec.input_shape
     recipe = trajectory_recipe(optimizer, spec.quirks.trajectory_batch)
     ours_model, torch_model = twins(nn, name, dtype, device, seed)
-    _dropout_off(ours_model)
+    require_masks(ours_model, torch_model)
+    with implementation(f"{name} of {nn.__name__} with its {OPTIMIZER_CLASSES[optimizer]}"):
+        _dropout_off(ours_model)
+        ours = NumpyStepper(ours_model, recipe, layers=nn)
     _dropout_off(torch_model)
-    ours, theirs = NumpyStepper(ours_model, recipe, layers=nn), TorchStepper(torch_model, recipe, torch_device(device))
+    theirs = TorchStepper(torch_model, recipe, torch_device(device))
     exact = None
     if dtype == "float32":  # torch float64 from the same float32 start: the yardstick of float32 drift
         exact_model = zoo.build(name, "torch", seed=seed).double()
@@ -309,15 +359,20 @@ def run_trajectory(nn, name: str, optimizer: str, dtype: str, device: str = "cpu
     for k in range(steps):
         x, y = batch(input_shape, spec.num_classes, recipe.batch_size, seed=1000 + k)
         x = x.astype(dtype)
-        a = _snapshot(ours, np.asarray(ours.step(x.copy(), y)[0], dtype=dtype), keys, "numpy", with_state)
+        with implementation(f"{name} of {nn.__name__}, training step {k + 1}"):
+            a = _snapshot(ours, np.asarray(ours.step(x.copy(), y)[0], dtype=dtype), keys, "numpy", with_state)
         loss, _ = theirs.step(to_torch(x, theirs.device), to_torch(y, theirs.device))
         b = _snapshot(theirs, loss, keys, "torch", with_state)
         stage = f"{optimizer} step {k + 1}"
+        if exact is None and a.keys() != b.keys():
+            raise AssertionError(f"{where.label(stage)}: only the implementation has {sorted(a.keys() - b.keys())}, "
+                                 f"only torch has {sorted(b.keys() - a.keys())}")
         checked = list(a) if exact is None else ["loss"]
         step_tol = (spec.quirks.float32 or DEFAULT["float32"]) if exact is not None and k == 0 else tol
         with compare.not_recorded():  # one summary record per step below, not one per tensor
-            stats = [assert_close(a[key], b[key], step_tol if as_numpy(a[key]).dtype.kind == "f" else EXACT,
-                                  where, f"{stage}: {key}") for key in checked]
+            stats = [assert_close(as_result(a[key], as_numpy(b[key]), where.label(f"{stage}: {key}")), b[key],
+                                  step_tol if as_numpy(b[key]).dtype.kind == "f" else EXACT, where, f"{stage}: {key}")
+                     for key in checked]
         worst = max(stats, key=lambda s: s.ratio)
         record(where, stage, "tolerance", max_abs=max(s.max_abs for s in stats),
                max_rel=max(s.max_rel for s in stats), ratio=worst.ratio, rtol=step_tol.rtol, atol=step_tol.atol,

@@ -12,6 +12,8 @@ import inspect
 from functools import cache
 from types import ModuleType
 
+import numpy as np
+
 from .database import layer_ops, op_info
 
 DEFAULT = "reference.numpy_nn"
@@ -90,6 +92,17 @@ def build_layer(nn, config):
     if op.build is not None:
         return op.build(nn, config)
     return construct(getattr(nn, config.layer), config.layer, **config.kwargs)
+
+
+def numpy_layer(config, dtype=np.float64, seed: int = 0):
+    """A fresh `reference.numpy_nn` module of `config`, parameters drawn from a generator seeded with `seed`, in
+    `dtype` (built as the op tier builds it): what the property tests run."""
+    from reference import numpy_nn
+    from reference.numpy_nn.random import seeded
+
+    with seeded(seed):
+        module = build_layer(numpy_nn, config)
+    return module.to(dtype)
 
 
 def torch_twin(config):

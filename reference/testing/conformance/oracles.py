@@ -16,8 +16,10 @@ from torch.autograd.gradcheck import GradcheckError
 
 from reference.testing.compare import Where, assert_close
 
-from .harness import to_torch
+from .runners import first_output, upstream_loss_gradient
+from .tensors import to_torch
 from .tolerances import GRADCHECK
+from .verdicts import implementation
 
 GRADCHECK_OPTIONS = dict(eps=1e-6, atol=GRADCHECK.atol, rtol=GRADCHECK.rtol)
 
@@ -54,15 +56,17 @@ class _ModuleUnderTest:
         self.module, self.state, self.names = module, state, names
 
     def evaluate(self, x, params):
-        self.module.load_state_dict({**self.state, **{n: p.detach().numpy().copy()
-                                                       for n, p in zip(self.names, params, strict=True)}})
-        return first_output(self.module(x.detach().numpy().copy()))
+        with implementation(f"{type(self.module).__name__} (forward)"):
+            self.module.load_state_dict({**self.state, **{n: p.detach().numpy().copy()
+                                                           for n, p in zip(self.names, params, strict=True)}})
+            return first_output(self.module(x.detach().numpy().copy()))
 
     def gradients(self, grad_out):
-        self.module.zero_grad()
-        grad_x = self.module.backward(grad_out)
-        grads = dict(self.module.named_parameters())
-        return grad_x, [grads[name].grad for name in self.names]
+        with implementation(f"{type(self.module).__name__} (backward)"):
+            self.module.zero_grad()
+            grad_x = self.module.backward(grad_out)
+            grads = dict(self.module.named_parameters())
+            return grad_x, [grads[name].grad for name in self.names]
 
 
 class _LossUnderTest:
@@ -72,17 +76,12 @@ class _LossUnderTest:
         self.loss, self.targets = loss, targets
 
     def evaluate(self, logits, params):
-        return np.asarray(self.loss(logits.detach().numpy().copy(), self.targets.copy()))
+        with implementation("CrossEntropyLoss (forward)"):
+            return np.asarray(self.loss(logits.detach().numpy().copy(), self.targets.copy()))
 
     def gradients(self, grad_out):
-        from .runners import upstream_loss_gradient
-
-        return self.loss.backward(upstream_loss_gradient(grad_out)), []
-
-
-def first_output(out):
-    """A pool's output without the indices return_indices=True adds (they have no gradient)."""
-    return out[0] if isinstance(out, tuple) else out
+        with implementation("CrossEntropyLoss (backward)"):
+            return self.loss.backward(upstream_loss_gradient(grad_out)), []
 
 
 def as_torch_function(under_test):
@@ -129,7 +128,8 @@ def gradient_subjects(nn, subject, cfg, seed):
     if subject.op.kind == "loss":
         data = cross_entropy_data(cfg, seed)
         torch_loss = torch_cross_entropy(cfg, data, "cpu", torch.float64)
-        loss = cross_entropy_loss(nn, cfg, data)
+        with implementation("CrossEntropyLoss"):
+            loss = cross_entropy_loss(nn, cfg, data)
         return torch_loss, as_torch_function(_LossUnderTest(loss, data["targets"])), [to_torch(data["logits"], "cpu")]
     data = layer_data(cfg, seed)
     twin = torch_twin(cfg).double()
@@ -140,7 +140,8 @@ def gradient_subjects(nn, subject, cfg, seed):
     def torch_module(x, *params):
         return first_output(torch.func.functional_call(twin, dict(zip(names, params, strict=True)), (x,)))
 
-    module = prepared(build_layer(nn, cfg), np.float64, data["state"], subject.variant.training)
+    with implementation(subject.name):
+        module = prepared(build_layer(nn, cfg), np.float64, data["state"], subject.variant.training)
     under_test = _ModuleUnderTest(module, data["state"], names)
     return torch_module, as_torch_function(under_test), [to_torch(data["x"], "cpu"),
                                                          *(to_torch(data["state"][n], "cpu") for n in names)]

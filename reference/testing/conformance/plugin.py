@@ -20,8 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from .engine import DEVICES, DTYPES, TIERS, checks
+from .engine import ALL_TIERS, DEVICES, DTYPES, TIERS, checks
 from .namespace import DEFAULT
+
+WORKER_CRASH = re.compile(r"worker '[^']+' crashed while running")  # pytest-xdist's report of a dead worker
 
 
 def pytest_addoption(parser):
@@ -38,6 +40,8 @@ def pytest_addoption(parser):
                     help="comma-separated dtypes (default float64,float32)")
     group.addoption("--conformance-max-examples", metavar="N", type=int, default=None,
                     help="hypothesis examples per check (default: the hypothesis profile's)")
+    group.addoption("--conformance-timeout", metavar="SECONDS", type=float, default=None,
+                    help="time limit of one check in seconds (default 600): past it the check is crashed")
 
 
 def glob_pattern(glob: str) -> re.Pattern:
@@ -85,14 +89,30 @@ def pytest_configure(config):
         except UsageError as error:
             raise pytest.UsageError(f"--impl {impl}: {error}") from None
     _share_cores(config)
+    timeout = config.getoption("--conformance-timeout", default=None)
+    if timeout is not None:
+        if not timeout > 0:
+            raise pytest.UsageError(f"--conformance-timeout {timeout}: expected a number of seconds > 0")
+        from . import verdicts
+
+        verdicts.CHECK_TIMEOUT = timeout
     examples = config.getoption("--conformance-max-examples", default=None)
     if examples is not None:
-        from hypothesis import HealthCheck, settings
+        from hypothesis import HealthCheck, Phase, settings
 
+        # No shrinking: a failure reports the first failing example (with its reproduction) instead of rerunning
+        # the check hundreds of times for a minimal one, which a compiling framework would take minutes over.
         settings.register_profile("conformance", max_examples=examples, derandomize=True, deadline=None,
-                                  database=None, suppress_health_check=[HealthCheck.too_slow])
+                                  database=None, suppress_health_check=[HealthCheck.too_slow],
+                                  phases=[Phase.explicit, Phase.reuse, Phase.generate])
         settings.load_profile("conformance")
     directory = config.getoption("--conformance-report", default=None)
+    if directory and not _is_worker(config):
+        from .report import writable_folder_problem
+
+        problem = writable_folder_problem("--conformance-report", directory)
+        if problem:
+            raise pytest.UsageError(problem)
     if directory:
         config.pluginmanager.register(ConformanceReport(config, Path(directory).resolve()), "conformance-report")
 
@@ -135,6 +155,7 @@ class ConformanceReport:
         from reference.testing import compare
 
         self.config, self.directory, self.parts = config, directory, directory / "parts"
+        self.namespace = config.getoption("--impl")
         name = config.workerinput["workerid"] if _is_worker(config) else "main"
         self.part_file = self.parts / f"{name}.jsonl"
         self.parts.mkdir(parents=True, exist_ok=True)
@@ -152,11 +173,25 @@ class ConformanceReport:
         path = self.config.getoption("--conformance-xfails")
         if not path:
             return None
-        ids = [c.id for c in selected_checks(self.config, tiers=("op", "oracle", "model", "trajectory", "device"))]
+        ids = [c.id for c in selected_checks(self.config, tiers=ALL_TIERS)]
         patterns = read_xfails(path)
         matched = {p: [i for i in ids if glob_pattern(p).match(i)] for p in patterns}
         return dict(file=str(path), patterns=patterns, xfailed=sorted({i for hit in matched.values() for i in hit}),
                     unmatched=[p for p, hit in matched.items() if not hit])
+
+    def pytest_runtest_logreport(self, report):
+        """Controller: a check whose process died (an xdist worker killed by a crash in native code) left no
+        verdict of its own; remember it as crashed."""
+        if _is_worker(self.config) or not report.failed or not WORKER_CRASH.search(str(report.longrepr)):
+            return
+        check_id = report.nodeid.rpartition("[")[2].rstrip("]")
+        tier, *subject, dtype, device = check_id.split("-") if check_id.count("-") >= 3 else ("", "", "", "")
+        if not subject:
+            return
+        from reference.testing.compare import Where
+
+        self.write(dict(vars(Where(tier, "-".join(subject), dtype, device)), stage=check_id, kind="outcome",
+                        outcome="crashed", reason=_first_line(str(report.longrepr)), namespace=self.namespace))
 
     @pytest.hookimpl(trylast=True)
     def pytest_sessionfinish(self, session, exitstatus):
@@ -172,16 +207,17 @@ class ConformanceReport:
         if not written:
             return
         rows = json.loads((self.directory / "conformance.json").read_text())["rows"]
-        failed = [r["id"] or r["subject"] for r in rows if r["verdict"] == "FAIL"]
+        not_conforming = [r for r in rows if r["verdict"] in ("FAIL", "refused", "crashed")]
         missing = {}  # reason -> the checks it applies to
         for r in rows:
             if r["verdict"] == "not implemented":
                 missing.setdefault(r["reason"], []).append(f"{r['tier']} {r['subject']} {r['dtype']}")
+        counts = ", ".join(f"{sum(r['verdict'] == v for r in rows)} {v}" for v in ("FAIL", "refused", "crashed"))
         terminalreporter.write_sep("-", "conformance")
-        terminalreporter.write_line(f"{sum(r['verdict'] == 'pass' for r in rows)} checks pass, {len(failed)} fail, "
+        terminalreporter.write_line(f"{sum(r['verdict'] == 'pass' for r in rows)} checks pass, {counts}, "
                                     f"{sum(map(len, missing.values()))} not implemented")
-        for check_id in failed:
-            terminalreporter.write_line(f"FAIL {check_id}")
+        for r in not_conforming:
+            terminalreporter.write_line(f"{r['verdict']} {r['id'] or r['subject']}: {r['reason'][:200]}")
         for reason, where in sorted(missing.items()):
             terminalreporter.write_line(f"not implemented ({reason}): {', '.join(where[:6])}"
                                         + (f" and {len(where) - 6} more" if len(where) > 6 else ""))
@@ -189,3 +225,8 @@ class ConformanceReport:
         if unmatched:
             terminalreporter.write_line(f"xfails entries that match no check: {', '.join(unmatched)}")
         terminalreporter.write_line(f"report: {written}")
+
+
+def _first_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[0].strip() if lines else "the test process crashed"

@@ -11,67 +11,108 @@ from __future__ import annotations
 
 import json
 import math
+import tempfile
 from collections import defaultdict
 from pathlib import Path
 
 from reference.data import atomic_write_bytes
 
-TIERS = ("op", "oracle", "model", "trajectory", "device")
-NOT_IMPLEMENTED = "not implemented"
+from .verdicts import CRASHED, FAIL, NOT_IMPLEMENTED, PASS, REFUSED
+
+TIERS = ("op", "oracle", "model", "trajectory", "statistics", "device")
+VERDICTS = (PASS, FAIL, REFUSED, CRASHED, "xfail", "XPASS", NOT_IMPLEMENTED)
+OUTCOME_VERDICTS = {"passed": PASS, "failed": FAIL, REFUSED: REFUSED, CRASHED: CRASHED}
+REASON_WIDTH = 120  # characters of a verdict's reason in the Markdown table (the JSON keeps it whole)
+
+
+def writable_folder_problem(option: str, folder: str | Path) -> str | None:
+    """Why `folder` cannot be a report folder (it is a file, or cannot be created or written), or None."""
+    path = Path(folder)
+    if path.exists() and not path.is_dir():
+        return f"{option} {folder}: is a file, expected a folder"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=path):
+            pass
+    except OSError as error:
+        return f"{option} {folder}: cannot be written ({error.strerror or error})"
+    return None
 
 
 def load_records(parts: Path) -> list[dict]:
+    """Every record of DIR/parts/*.jsonl; a line that is not JSON (a worker killed mid-write) is skipped."""
     records = []
     for part in sorted(parts.glob("*.jsonl")):
         with part.open() as stream:
-            records.extend(json.loads(line) for line in stream if line.strip())
+            for line in stream:
+                try:
+                    records.append(json.loads(line))
+                except ValueError:
+                    continue
     return records
 
 
 def _finite(value):
+    """A float for JSON: non-finite ones as strings ("inf", "nan"), which strict JSON readers accept."""
     return value if value is None or math.isfinite(value) else str(value)
+
+
+def _sortable(value) -> float:
+    """A ratio as a number to sort by: None as 0, NaN as inf (a NaN result is as bad as it gets)."""
+    if value is None:
+        return 0.0
+    value = float(value)
+    return math.inf if math.isnan(value) else value
 
 
 def _verdict(outcome: dict | None, entries: list[dict], xfailed: set[str]) -> str:
     if outcome is None:
-        return "pass" if all(e["passed"] for e in entries) else "FAIL"
-    if outcome["outcome"] == "failed":
-        return "xfail" if outcome["stage"] in xfailed else "FAIL"
-    if outcome["outcome"] == "passed":
-        return "XPASS" if outcome["stage"] in xfailed else "pass"
-    return outcome["outcome"]
+        return PASS if all(e["passed"] for e in entries) else FAIL
+    verdict = OUTCOME_VERDICTS.get(outcome["outcome"], outcome["outcome"])
+    if outcome["stage"] in xfailed and verdict in (FAIL, REFUSED, CRASHED):
+        return "xfail"
+    if outcome["stage"] in xfailed and verdict == PASS:
+        return "XPASS"
+    return verdict
 
 
 def summarize(records: list[dict], xfailed: set[str] = frozenset()) -> list[dict]:
     """One row per (tier, subject, dtype, device) that ran or is not implemented (CUDA without a device: none)."""
-    groups, outcomes = defaultdict(list), {}
+    groups, outcomes, forward_only = defaultdict(list), {}, {}
     for entry in records:
         key = (entry["tier"], entry["subject"], entry["dtype"], entry["device"])
         if entry["kind"] in ("tolerance", "budget"):
             groups[key].append(entry)
+        elif entry["kind"] == "forward only":
+            forward_only[key] = entry["reason"]
         elif entry["kind"] == "outcome" and entry["outcome"] != "skipped":
             outcomes[key] = entry
     rows = []
     for key in sorted(groups.keys() | outcomes.keys(), key=_order):
-        entries, outcome = groups.get(key, []), outcomes.get(key)
+        entries, outcome = groups.get(key, []), outcomes.get(key) or {}
         closeness = [e for e in entries if e["kind"] == "tolerance"]
-        worst = max(closeness, key=lambda e: e["ratio"], default=None)
-        worst_budget = max((e for e in entries if e["kind"] == "budget"), key=lambda e: e["ratio"], default=None)
-        verdict = _verdict(outcome, entries, xfailed)
-        refused = (outcome or {}).get("refused", 0)
+        worst = max(closeness, key=lambda e: _sortable(e["ratio"]), default=None)
+        worst_budget = max((e for e in entries if e["kind"] == "budget"), key=lambda e: _sortable(e["ratio"]),
+                           default=None)
+        verdict = _verdict(outcome or None, entries, xfailed)
+        unsupported = outcome.get("unsupported", 0)
+        implemented = ("no" if verdict == NOT_IMPLEMENTED else "forward only" if key in forward_only
+                       else "partly" if unsupported else "yes")
+        reasons = [outcome.get("reason", ""), *outcome.get("unsupported_reasons", [])]
+        if key in forward_only:
+            reasons.append(f"forward only: {forward_only[key]}")
         rows.append(dict(
-            tier=key[0], subject=key[1], dtype=key[2], device=key[3], id=(outcome or {}).get("stage", ""),
-            implemented="no" if verdict == NOT_IMPLEMENTED else "partly" if refused else "yes",
-            cases=(outcome or {}).get("examples") or len({e["case"] for e in entries}), refused=refused,
-            checks=len(entries), max_abs=max((e["max_abs"] for e in closeness), default=0.0),
+            tier=key[0], subject=key[1], dtype=key[2], device=key[3], id=outcome.get("stage", ""),
+            implemented=implemented, cases=outcome.get("examples") or len({e["case"] for e in entries}),
+            unsupported=unsupported, checks=len(entries), max_abs=max((e["max_abs"] for e in closeness), default=0.0),
             max_rel=max((e["max_rel"] for e in closeness), default=0.0),
             rtol=worst["rtol"] if worst else None, atol=worst["atol"] if worst else None,
             worst_ratio=worst["ratio"] if worst else None, worst_stage=worst["stage"] if worst else "",
             budget_ratio=worst_budget["ratio"] if worst_budget else None,
             budget_stage=worst_budget["stage"] if worst_budget else "", verdict=verdict,
-            reason="; ".join(filter(None, [(outcome or {}).get("reason", "")] + (outcome or {}).get("refusals", []))),
+            reason="; ".join(filter(None, reasons)),
         ))
-    return [{k: _finite(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
+    return rows
 
 
 def _order(key):
@@ -106,33 +147,53 @@ def _headline(rows, meta) -> list[str]:
         counts[row["verdict"]] += 1
     namespaces = ", ".join(f"`{n}`" for n in meta.get("namespaces", [])) or "the implementation"
     lines = [f"# Conformance of {namespaces} to PyTorch", "",
-             " · ".join(f"**{verdict}**: {counts[verdict]}" for verdict in ("pass", "FAIL", "xfail", "XPASS",
-                                                                              NOT_IMPLEMENTED) if counts[verdict])
+             " · ".join(f"**{verdict}**: {counts[verdict]}" for verdict in VERDICTS if counts[verdict])
              + f" (checks; pytest exit status {meta['exitstatus']})"]
     if meta.get("no_device"):
         lines.append(f"{meta['no_device']} CUDA checks did not run: no CUDA device was visible to torch.")
+    mutations = meta.get("mutations")
+    if mutations:
+        lines.append(f"Mutations: {mutations['caught']} of {mutations['planted']} planted bugs caught by the oracle "
+                     "meant for each" + (f" (missed: {', '.join(mutations['missed'])})" if mutations["missed"] else "")
+                     + ".")
     xfails = meta.get("xfails") or {}
     if xfails.get("unmatched"):
         lines.append(f"Entries of the xfails file `{xfails['file']}` that match no check: "
                      + ", ".join(f"`{p}`" for p in xfails["unmatched"]) + ".")
     return lines + ["", "Ratio = worst |ours - torch| / (atol + rtol |torch|) over all results of all cases (<= 1 "
                     "passes); budget = worst float32 error against float64 over the allowance set by torch's own "
-                    "float32 error (<= 1 passes).", ""]
+                    "float32 error (<= 1 passes). Verdicts: pass; FAIL (numbers differ); refused (raised ValueError "
+                    "or TypeError on an input torch accepts); crashed (raised anything else, returned the wrong "
+                    "shape, dtype or type, or timed out); not implemented.", ""]
+
+
+def _mutations(records: list[dict]) -> dict | None:
+    """How many planted bugs (mutation x oracle) the oracles caught, from conformance/test_mutations.py's records."""
+    if not records:
+        return None
+    missed = sorted(f"{e['subject']} ({e['stage']})" for e in records if not e["caught"])
+    return dict(planted=len(records), caught=len(records) - len(missed), missed=missed)
+
+
+def _clipped(text: str, width: int = REASON_WIDTH) -> str:
+    text = " ".join(text.replace("|", "/").split())
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _markdown(rows, runs, meta) -> str:
     lines = _headline(rows, meta) + [
         "| tier | op / model | dtype | device | implemented | cases | worst error / tolerance | float32 budget "
-        "| verdict |", "|---|---|---|---|---|---:|---:|---:|---|"]
+        "| verdict | why |", "|---|---|---|---|---|---:|---:|---:|---|---|"]
     lines += [f"| {r['tier']} | {r['subject']} | {r['dtype']} | {r['device']} | {r['implemented']} | {r['cases']} | "
-              f"{_fmt(r['worst_ratio'], '.3g')} | {_fmt(r['budget_ratio'], '.3g')} | {r['verdict']} |" for r in rows]
-    missing = [r for r in rows if r["verdict"] in (NOT_IMPLEMENTED, "FAIL", "xfail") or r["implemented"] == "partly"]
-    if missing:
-        lines += ["", "## Not implemented, failed and partly implemented", ""]
-        lines += [f"- {r['tier']} {r['subject']} [{r['dtype']}, {r['device']}] {r['verdict']}: {r['reason']}"
-                  for r in missing]
+              f"{_fmt(r['worst_ratio'], '.3g')} | {_fmt(r['budget_ratio'], '.3g')} | {r['verdict']} | "
+              f"{_clipped(r['reason'])} |" for r in rows]
+    explained = [r for r in rows if r["verdict"] not in (PASS, "XPASS") or r["implemented"] != "yes"]
+    if explained:
+        lines += ["", "## Not passed, not implemented and partly implemented", ""]
+        lines += [f"- {r['tier']} {r['subject']} [{r['dtype']}, {r['device']}] {r['verdict']}"
+                  f" ({r['implemented']}): {r['reason']}" for r in explained]
     ran = sorted((r for r in rows if r["checks"]),
-                 key=lambda r: -max(r["worst_ratio"] or 0.0, r["budget_ratio"] or 0.0))
+                 key=lambda r: -max(_sortable(r["worst_ratio"]), _sortable(r["budget_ratio"])))
     lines += ["", "## Closest to tolerance", "",
               "| tier | subject | dtype | device | max abs err | max rel err | rtol / atol | worst ratio | at "
               "| budget ratio | at |", "|---|---|---|---|---:|---:|---|---:|---|---:|---|"]
@@ -142,10 +203,11 @@ def _markdown(rows, runs, meta) -> str:
                      f"{_fmt(r['max_rel'])} | {tol} | {_fmt(r['worst_ratio'], '.3g')} | {r['worst_stage']} | "
                      f"{_fmt(r['budget_ratio'], '.3g')} | {r['budget_stage']} |")
     lines += _trajectory_lines(runs) + _flip_lines(meta.get("kink_flips", []))
-    if ran:
-        lines += ["", "![error / tolerance heatmap](heatmap.png)", ""]
-    if runs:
-        lines += ["![gap per training step](trajectories.png)", ""]
+    for image, caption in (("heatmap.png", "error / tolerance heatmap"), ("trajectories.png", "gap per training step")):
+        if image in meta.get("images", ()):
+            lines += ["", f"![{caption}]({image})", ""]
+    for problem in meta.get("image_errors", ()):
+        lines += ["", f"(a plot could not be drawn: {problem})"]
     return "\n".join(lines)
 
 
@@ -241,7 +303,8 @@ def _trajectory_plot(runs, path: Path) -> None:
 
 
 def write_report(directory: Path, exitstatus: int = 0, xfails: dict | None = None) -> Path:
-    """Merge DIR/parts/*.jsonl into DIR/conformance.json, .md, heatmap.png and trajectories.png.
+    """Merge DIR/parts/*.jsonl into DIR/conformance.json, .md, heatmap.png and trajectories.png; the JSON and
+    Markdown are always written whole (atomically), whatever the records hold and even if a plot fails.
 
     `xfails`: {"file", "patterns", "xfailed" (check ids), "unmatched" (patterns)} from the xfails file."""
     directory = Path(directory)
@@ -252,13 +315,30 @@ def write_report(directory: Path, exitstatus: int = 0, xfails: dict | None = Non
     meta = dict(records=len(records), cases=len({e["case"] for e in records if e["kind"] != "outcome"}),
                 exitstatus=exitstatus, namespaces=sorted({e["namespace"] for e in outcomes}),
                 no_device=sum(e["outcome"] == "skipped" for e in outcomes), xfails=xfails,
-                kink_flips=[e for e in records if e["kind"] == "flip"])
-    payload = dict(meta=meta, rows=rows, trajectories=runs)
-    atomic_write_bytes(directory / "conformance.json", json.dumps(payload, indent=1, default=str).encode())
-    atomic_write_bytes(directory / "conformance.md", _markdown(rows, runs, meta).encode())
+                kink_flips=[e for e in records if e["kind"] == "flip"], images=[], image_errors=[],
+                mutations=_mutations([e for e in records if e["kind"] == "mutation"]))
     measured = [r for r in rows if r["checks"]]
-    if measured:
-        _heatmap(measured, directory / "heatmap.png")
-    if runs:
-        _trajectory_plot(runs, directory / "trajectories.png")
+    for image, draw, data in (("heatmap.png", _heatmap, measured), ("trajectories.png", _trajectory_plot, runs)):
+        if not data:
+            continue
+        try:
+            draw(data, directory / image)
+            meta["images"].append(image)
+        except Exception as error:  # a plot is a picture of the table: its failure must not cost the table
+            meta["image_errors"].append(f"{image}: {type(error).__name__}: {error}")
+    payload = json_safe(dict(meta=meta, rows=rows, trajectories=runs))
+    atomic_write_bytes(directory / "conformance.json",
+                       json.dumps(payload, indent=1, default=str, allow_nan=False).encode())
+    atomic_write_bytes(directory / "conformance.md", _markdown(rows, runs, meta).encode())
     return directory / "conformance.md"
+
+
+def json_safe(value):
+    """`value` with every non-finite float (nested in dicts and lists) as a string: strict JSON."""
+    if isinstance(value, float):
+        return _finite(value)
+    if isinstance(value, dict):
+        return {key: json_safe(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(item) for item in value]
+    return value

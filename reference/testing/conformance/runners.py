@@ -1,6 +1,6 @@
 """How the op tier makes an op's inputs and runs both sides: the implementation under test and torch.
 
-Each kind of op has three runners: `make_data(config, seed)` (float64 NumPy inputs, cast to the dtype by the
+Each kind of op has three runners: `make_data(config, seed, regime)` (float64 NumPy inputs, cast to the dtype by the
 harness), `ours(nn, config, data)` and `torch(config, data, ours, device, dtype)`; each run returns a dict
 of named results ("forward", "grad[input]", "grad[weight]", "buffer[running_mean]", "step3:param[0]", ...).
 Keys starting with "_" are side data (the dropout mask torch is driven with). Only the protocol of
@@ -14,9 +14,11 @@ import torch
 
 from reference.testing.states import randomize_batch_norm
 
-from .harness import to_torch, torch_state
 from .namespace import build_layer, construct, torch_twin
 from .protocol import Layer, Optimizer, RandomLayer, missing_members
+from .regimes import GAUSSIAN, values
+from .tensors import to_torch, torch_state
+from .verdicts import FORWARD_ONLY, Crashed
 
 
 def runners(subject):
@@ -32,26 +34,37 @@ def runners(subject):
 
 
 def require(obj, protocol, what: str):
-    """`obj`, or an AssertionError naming what it lacks of `protocol` (NotImplementedError for RandomLayer)."""
+    """`obj`, or Crashed naming what it lacks of `protocol` (NotImplementedError for RandomLayer)."""
     missing = missing_members(obj, protocol)
     if missing and protocol is RandomLayer:
         raise NotImplementedError(f"{what} has no {' / '.join(missing)}: the mask of its last forward is needed "
                                   "to drive torch's dropout (see reference.testing.conformance.protocol)")
     if missing:
-        raise AssertionError(f"{what} lacks {missing} of the {protocol.__name__} protocol "
-                             "(reference.testing.conformance.protocol)")
+        raise Crashed(f"{what} lacks {missing} of the {protocol.__name__} protocol "
+                      "(reference.testing.conformance.protocol)")
     return obj
+
+
+def with_gradients(results: dict, backward) -> dict:
+    """`results` and the gradients `backward()` returns (a dict), or `results` marked forward-only when the
+    implementation's backward raises NotImplementedError (its gradients are then not compared)."""
+    try:
+        return {**results, **backward()}
+    except NotImplementedError as error:
+        return {**results, FORWARD_ONLY: str(error) or "backward raises NotImplementedError"}
 
 
 # -- layers: the module and its torch twin, same state, same input, same upstream gradient ---------------------
 
-def layer_data(config, seed: int) -> dict:
-    """The torch twin's initial state (seeded; batch norms randomised), an input and an upstream gradient."""
+def layer_data(config, seed: int, regime: str = GAUSSIAN) -> dict:
+    """The torch twin's initial state (seeded; batch norms randomised), an input in the value `regime` and an
+    upstream gradient."""
     rng = np.random.default_rng(seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         state = torch_state(torch_twin(config).double())
-    return dict(state=randomize_batch_norm(state, rng), x=rng.standard_normal(config.input_shape),
+    state = randomize_batch_norm(state, rng)
+    return dict(state=state, x=values(regime, rng, config.input_shape, config),
                 grad_out=rng.standard_normal(config.output_shape))
 
 
@@ -74,6 +87,11 @@ def buffers(module) -> dict:
     return {f"buffer[{key}]": value for key, value in module.state_dict().items() if key not in parameters}
 
 
+def first_output(out):
+    """A pool's output without the indices return_indices=True adds (they have no gradient)."""
+    return out[0] if isinstance(out, tuple) else out
+
+
 def forward_results(out) -> dict:
     """{"forward": output} and, for a pool built with return_indices=True (an (out, indices) pair), "indices"."""
     return {"forward": out[0], "indices": out[1]} if isinstance(out, tuple) else {"forward": out}
@@ -84,10 +102,12 @@ def layer_ours(training: bool):
         module = prepared(build_layer(nn, config), data["x"].dtype, data["state"], training)
         results = forward_results(module(data["x"].copy()))
         if np.shape(results["forward"]) != data["grad_out"].shape:  # no backward for an output of another shape
-            raise AssertionError(f"output shape {np.shape(results['forward'])}, expected {data['grad_out'].shape} "
-                                 "(torch's output-size formula)")
-        results["grad[input]"] = module.backward(data["grad_out"].copy())
-        return {**results, **parameter_gradients(module), **buffers(module)}
+            raise Crashed(f"forward returned a {type(results['forward']).__name__} of shape "
+                          f"{np.shape(results['forward'])}, expected {data['grad_out'].shape} (torch's output-size "
+                          "formula)")
+        results = with_gradients(results, lambda: {"grad[input]": module.backward(data["grad_out"].copy()),
+                                                   **parameter_gradients(module)})
+        return {**results, **buffers(module)}
     return run
 
 
@@ -111,8 +131,11 @@ def layer_torch(training: bool):
 def mask_ours(nn, config, data):
     module = prepared(build_layer(nn, config), data["x"].dtype, data["state"], True)
     require(module, RandomLayer, config.layer)
-    out = module(data["x"].copy())
-    return {"forward": out, "grad[input]": module.backward(data["grad_out"].copy()), "_mask": module.mask}
+    results = {"forward": module(data["x"].copy())}
+    results = with_gradients(results, lambda: {"grad[input]": module.backward(data["grad_out"].copy())})
+    if module.mask is None:
+        raise Crashed(f"{config.layer}.mask is None after a training-mode forward")
+    return {**results, "_mask": module.mask}
 
 
 def mask_torch(config, data, ours, device, dtype):
@@ -130,13 +153,14 @@ def mask_torch(config, data, ours, device, dtype):
 # argument, cross_entropy_torch_configs' (extra dims or an unbatched (C,), per-class weight, ignore_index,
 # reduction, class-probability targets); absent keys take torch's defaults.
 
-def cross_entropy_data(config, seed: int) -> dict:
-    """Logits, targets, the upstream gradient (a scalar, or one per element for reduction='none') and, for the
-    torch-argument configurations, the per-class weight and ignore_index."""
+def cross_entropy_data(config, seed: int, regime: str = GAUSSIAN) -> dict:
+    """Logits (Gaussian times the configuration's scale, or in the value `regime`), targets, the upstream gradient
+    (a scalar, or one per element for reduction='none') and, for the torch-argument configurations, the per-class
+    weight and ignore_index."""
     rng = np.random.default_rng(seed)
     n, k, extra = config["batch"], config["classes"], tuple(config.get("extra", ()))
     logits_shape, index_shape = ((k,), ()) if n is None else ((n, k, *extra), (n, *extra))
-    logits = rng.standard_normal(logits_shape) * config.get("logit_scale", 3.0)
+    logits = values(regime, rng, logits_shape, config) * (config.get("logit_scale", 3.0) if regime == GAUSSIAN else 1)
     targets, grad_loss = rng.integers(0, k, index_shape), np.array(rng.uniform(0.5, 2.0))
     data = dict(logits=logits, targets=targets, grad_loss=grad_loss, kwargs={})
     if "reduction" not in config:
@@ -153,8 +177,8 @@ def cross_entropy_data(config, seed: int) -> dict:
 
 def cross_entropy_ours(nn, config, data):
     loss_fn = cross_entropy_loss(nn, config, data)
-    loss = loss_fn(data["logits"].copy(), data["targets"].copy())
-    return {"forward": np.asarray(loss), "grad[input]": loss_fn.backward(upstream_loss_gradient(data["grad_loss"]))}
+    results = {"forward": loss_fn(data["logits"].copy(), data["targets"].copy())}
+    return with_gradients(results, lambda: {"grad[input]": loss_fn.backward(upstream_loss_gradient(data["grad_loss"]))})
 
 
 def cross_entropy_loss(nn, config, data):
@@ -195,7 +219,8 @@ class Param:
         self.data, self.grad = data, None
 
 
-def optimizer_data(config, seed: int) -> dict:
+def optimizer_data(config, seed: int, regime: str = GAUSSIAN) -> dict:
+    """Parameters and a gradient per step (Gaussian: optimizers declare no other value regime)."""
     rng = np.random.default_rng(seed)
     shapes = [tuple(s) for s in config["shapes"]]
     grads = [[None if (i == 1 and k in config["skip_steps"]) else rng.standard_normal(s)

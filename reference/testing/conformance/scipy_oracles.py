@@ -9,7 +9,8 @@
 - `scipy_avg_pool2d`: window sums as a correlation with a box, divided by `divisor_override` or by the same
   correlation of an indicator of what counts (the padded input with count_include_pad, the input without).
 Output sizes come from `reference.testing.strategies.window_output_size` (the tests' own copy of torch's formula).
-Unbatched (C, H, W) configurations run as a batch of one.
+Unbatched (C, H, W) configurations run as a batch of one. Each oracle judges the results the op tier's runner
+got from the implementation (`runners.layer_ours`), so this module needs nothing of the engine above it.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from reference.testing.compare import Where, assert_close
 from reference.testing.strategies import pair, window_output_size
 
 from .tolerances import SCIPY
+from .verdicts import as_result
 
 NP_PAD_MODES = {"zeros": "constant", "reflect": "reflect", "replicate": "edge", "circular": "wrap"}
 
@@ -147,48 +149,36 @@ def scipy_avg_pool2d(x, kwargs: dict):
     return sums / _subsampled(counts, stride, out)
 
 
-def _module_and_data(nn, cfg, seed):
-    """The implementation's float64 module with the seeded state of the op tier, an input and an upstream grad."""
-    from .namespace import build_layer
-    from .runners import layer_data, prepared
-
-    data = layer_data(cfg, seed)
-    return prepared(build_layer(nn, cfg), np.float64, data["state"], True), data
-
-
 def _batched(array, unbatched: bool):
     return array[None] if unbatched else array
 
 
-def conv2d_matches_scipy(nn, cfg, seed: int, where: Where) -> None:
-    """Conv2d forward and every gradient (float64) against scipy.signal.correlate / convolve."""
-    module, data = _module_and_data(nn, cfg, seed)
+def conv2d_matches_scipy(results: dict, cfg, data: dict, where: Where) -> None:
+    """The implementation's Conv2d `results` on the case `data` (float64: forward and every gradient) against
+    scipy.signal.correlate / convolve (gradients only where the implementation has a backward)."""
     unbatched = len(cfg.input_shape) == 3
     x, grad_out, state = _batched(data["x"], unbatched), _batched(data["grad_out"], unbatched), data["state"]
     k = cfg.kwargs
     weight = state["weight"]
     geometry = (pair(k.get("stride", 1)), conv_sides(k, weight.shape[2:]), pair(k.get("dilation", 1)),
                 k.get("groups", 1), k.get("padding_mode", "zeros"))
-    grads = {name: param for name, param in module.named_parameters()}
-    out = _batched(module(data["x"].copy()), unbatched)
-    assert_close(out, scipy_conv2d(x, weight, state.get("bias"), *geometry), SCIPY, where, "scipy forward")
-    grad_x = _batched(module.backward(data["grad_out"].copy()), unbatched)
-    exp_x, exp_w, exp_b = scipy_conv2d_backward(x, weight, grad_out, *geometry)
-    assert_close(grad_x, exp_x, SCIPY, where, "scipy grad[input]")
-    assert_close(grads["weight"].grad, exp_w, SCIPY, where, "scipy grad[weight]")
-    if "bias" in grads:
-        assert_close(grads["bias"].grad, exp_b, SCIPY, where, "scipy grad[bias]")
+    expected = {"forward": scipy_conv2d(x, weight, state.get("bias"), *geometry)}
+    if "grad[input]" in results:
+        expected["grad[input]"], expected["grad[weight]"], bias = scipy_conv2d_backward(x, weight, grad_out, *geometry)
+        if "bias" in state:
+            expected["grad[bias]"] = bias
+    for key, value in expected.items():
+        value = value[0] if unbatched and key in ("forward", "grad[input]") else value  # back to (C, H, W)
+        assert_close(as_result(results[key], value, key), value, SCIPY, where, f"scipy {key}")
 
 
 SCIPY_POOLS = {"MaxPool2d": scipy_max_pool2d, "AvgPool2d": scipy_avg_pool2d}
 
 
-def pool2d_matches_scipy(nn, cfg, seed: int, where: Where) -> None:
-    """MaxPool2d / AvgPool2d forward (float64) against scipy.ndimage.maximum_filter / a box correlation."""
-    from .oracles import first_output
-
-    module, data = _module_and_data(nn, cfg, seed)
+def pool2d_matches_scipy(results: dict, cfg, data: dict, where: Where) -> None:
+    """The implementation's MaxPool2d / AvgPool2d forward (float64) against scipy.ndimage.maximum_filter / a box
+    correlation."""
     unbatched = len(cfg.input_shape) == 3
     expected = SCIPY_POOLS[cfg.layer](_batched(data["x"], unbatched), cfg.kwargs)
-    out = first_output(module(data["x"].copy()))
-    assert_close(_batched(out, unbatched), expected, SCIPY, where, "scipy forward")
+    expected = expected[0] if unbatched else expected
+    assert_close(as_result(results["forward"], expected, "forward"), expected, SCIPY, where, "scipy forward")

@@ -14,25 +14,32 @@ from reference.testing.compare import Where
 from reference.testing.strategies import seeds
 
 from .database import OPS
-from .models import OPTIMIZER_CLASSES, TRAJECTORY_STEPS, assert_model_matches, run_trajectory
+from .models import MODEL_REGIMES, OPTIMIZER_CLASSES, TRAJECTORY_STEPS, assert_model_matches, run_trajectory
 from .namespace import model_needs
+from .regimes import FINITE, GAUSSIAN
 
 MODES = ("train", "eval")
 GRADCHECK_DEPTH = 0.2  # gradcheck and gradgradcheck evaluate each op many times per example
 
 
-def _drawn(subject, dtype: str):
-    """The arguments an op example draws: a configuration well posed in `dtype`, and a seed."""
-    return lambda: {"config": subject.configs().filter(lambda config: subject.well_posed(config, dtype)),
-                    "seed": seeds}
+def _drawn(subject, dtype: str, regimes=None):
+    """The arguments an op example draws: a configuration, a seed and a value regime (Gaussian, or one the op
+    declares; `regimes` narrows them, () to Gaussian), well posed together in `dtype`."""
+    from hypothesis import strategies as st
+
+    regimes = subject.regimes if regimes is None else tuple(r for r in subject.regimes if r in (*regimes, GAUSSIAN))
+    case = st.tuples(subject.configs(), st.sampled_from(regimes)).filter(
+        lambda pair: subject.well_posed(pair[0], dtype, pair[1]))
+    return lambda: st.builds(lambda pair, seed: dict(config=pair[0], seed=seed, regime=pair[1]), case, seeds)
 
 
 def op_checks(dtypes, devices) -> list[dict]:
     from .harness import assert_matches_torch
 
     def example(subject, dtype, device):
-        def run(nn, snippet, config, seed):
-            assert_matches_torch(nn, subject, config, seed, dtype, device, "op", snippet(config=config, seed=seed))
+        def run(nn, snippet, config, seed, regime=GAUSSIAN):
+            assert_matches_torch(nn, subject, config, seed, dtype, device, "op", snippet(config=config, seed=seed,
+                                                                                          regime=regime), regime=regime)
         return run
 
     return [dict(tier="op", subject=subject.name, dtype=dtype, device=device, example=example(subject, dtype, device),
@@ -42,29 +49,31 @@ def op_checks(dtypes, devices) -> list[dict]:
 
 def oracle_checks(dtypes, devices) -> list[dict]:
     """SciPy and gradcheck, float64 on the CPU only (finite differences need float64)."""
+    from .harness import assert_matches_scipy
     from .oracles import gradients_pass_gradcheck
 
     if "float64" not in dtypes or "cpu" not in devices:
         return []
 
     def scipy(subject):
-        def run(nn, snippet, config, seed):
-            subject.op.scipy(nn, config, seed, Where("oracle", _tagged(subject.name, "scipy"), "float64", "cpu",
-                                                     snippet(config=config, seed=seed)))
+        def run(nn, snippet, config, seed, regime=GAUSSIAN):
+            where = Where("oracle", _tagged(subject.name, "scipy"), "float64", "cpu",
+                          snippet(config=config, seed=seed, regime=regime))
+            assert_matches_scipy(nn, subject, config, seed, where, regime)
         return run
 
     def gradcheck(subject):
-        def run(nn, snippet, config, seed):
+        def run(nn, snippet, config, seed, regime=GAUSSIAN):  # drawn Gaussian only: finite differences need smoothness
             gradients_pass_gradcheck(nn, subject, config, seed, Where("oracle", _tagged(subject.name, "gradcheck"),
                                                                       "float64", "cpu", snippet(config=config,
                                                                                                 seed=seed)))
         return run
 
     found = [dict(tier="oracle", subject=_tagged(subject.name, "scipy"), dtype="float64", device="cpu",
-                  example=scipy(subject), needs=lambda op=op: op.needs, draw=_drawn(subject, "float64"))
+                  example=scipy(subject), needs=lambda op=op: op.needs, draw=_drawn(subject, "float64", FINITE))
              for op in OPS if op.scipy is not None for subject in op.subjects()]
     found += [dict(tier="oracle", subject=_tagged(subject.name, "gradcheck"), dtype="float64", device="cpu",
-                   example=gradcheck(subject), needs=lambda op=op: op.needs, draw=_drawn(subject, "float64"),
+                   example=gradcheck(subject), needs=lambda op=op: op.needs, draw=_drawn(subject, "float64", ()),
                    depth=GRADCHECK_DEPTH)
               for op in OPS for subject in op.subjects() if subject.gradcheck]
     return found
@@ -90,9 +99,13 @@ def model_modes(name: str, variant: str | None, dtypes) -> list[tuple[str, str]]
 
 
 def model_checks(dtypes, devices) -> list[dict]:
+    """Every zoo model (and variant) per mode, dtype and device: a Gaussian batch, an all-zero one, and a batch of
+    one example (models.MODEL_REGIMES), each against the torch twin."""
     def example(name, variant, mode, dtype, device):
-        def run(nn, snippet, seed=0):
-            assert_model_matches(nn, name, mode, dtype, device, seed, variant, lambda s: snippet(seed=s))
+        def run(nn, snippet, seed=0, cases=MODEL_REGIMES if dtype == "float64" else MODEL_REGIMES[:1]):
+            for regime, size in cases:
+                assert_model_matches(nn, name, mode, dtype, device, seed, variant,
+                                     lambda s, case=(regime, size): snippet(seed=s, cases=(case,)), regime, size)
         return run
 
     return [dict(tier="model", subject=f"{label}[{mode}]", dtype=dtype, device=device,
@@ -131,18 +144,19 @@ def device_checks(dtypes, devices) -> list[dict]:
 
 
 def _op_on_devices(subject, dtype):
-    def run(nn, snippet, config, seed):
+    def run(nn, snippet, config, seed, regime=GAUSSIAN):
         import torch
 
-        from .harness import TORCH_DTYPES, cast_floats, compare_results, torch_device
+        from .harness import compare_results, run_implementation
         from .runners import runners
+        from .tensors import TORCH_DTYPES, cast_floats, torch_device
 
-        make_data, run_ours, run_torch = runners(subject)
-        inputs = cast_floats(make_data(config, seed), np.dtype(dtype))
-        ours = run_ours(nn, config, inputs)  # side data (dropout masks) both devices are driven with
+        make_data, _, run_torch = runners(subject)
+        where = Where("device", subject.name, dtype, "cuda", snippet(config=config, seed=seed, regime=regime))
+        inputs = cast_floats(make_data(config, seed, regime), np.dtype(dtype))
+        ours = run_implementation(nn, subject, config, inputs, where)  # side data (dropout masks) both devices use
         on_cpu = run_torch(config, inputs, ours, torch.device("cpu"), TORCH_DTYPES[dtype])
         on_cuda = run_torch(config, inputs, ours, torch_device("cuda"), TORCH_DTYPES[dtype])
-        where = Where("device", subject.name, dtype, "cuda", snippet(config=config, seed=seed))
         compare_results(on_cuda, on_cpu, where, subject.tolerance(dtype))
     return run
 
@@ -151,8 +165,9 @@ def _model_on_devices(name, variant, mode, dtype):
     def run(nn, snippet, seed=0):
         import torch
 
-        from .harness import TORCH_DTYPES, compare_results, torch_device
+        from .harness import compare_results
         from .models import batch, case, step_ours, step_torch, twins
+        from .tensors import TORCH_DTYPES, torch_device
         from .tolerances import DEFAULT
 
         options, input_shape, classes, size = case(name, variant)
@@ -169,5 +184,23 @@ def _model_on_devices(name, variant, mode, dtype):
     return run
 
 
+def statistics_checks(dtypes, devices) -> list[dict]:
+    """What the implementation draws at random (dropout masks, initial parameters) against torch's distributions,
+    by statistical tests (CPU: the draws are the implementation's own)."""
+    from .statistics import STATISTICS
+
+    if "cpu" not in devices:
+        return []
+
+    def example(subject, test, op, dtype):
+        def run(nn, snippet):
+            test(nn, op, dtype, Where("statistics", subject, dtype, "cpu", snippet()))
+        return run
+
+    return [dict(tier="statistics", subject=subject, dtype=dtype, device="cpu",
+                 example=example(subject, test, op, dtype), needs=lambda op=op: (op,))
+            for subject, (op, test) in STATISTICS.items() for dtype in dtypes]
+
+
 TIER_CHECKS = {"op": op_checks, "oracle": oracle_checks, "model": model_checks, "trajectory": trajectory_checks,
-               "device": device_checks}
+               "statistics": statistics_checks, "device": device_checks}
