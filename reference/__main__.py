@@ -70,7 +70,10 @@ def _add_calibrate(subparsers) -> None:
     p.add_argument("--fault-models", nargs="+", metavar="NAME",
                    help=f"models the faults are injected into (default: {' '.join(DEFAULT_FAULT_MODELS)})")
     p.add_argument("--fault-seeds", type=int, default=10, help="seeds per fault (default 10)")
-    p.add_argument("--jobs", type=int, default=0, help="worker processes (default: one per available core)")
+    p.add_argument("--jobs", type=int, default=0,
+                   help="CPUs of the Ray started here (default: the available cores); ignored with --address")
+    p.add_argument("--address", default=None, metavar="ADDR",
+                   help="run the sweep on the Ray cluster at ADDR (default: $RAY_ADDRESS, else a Ray started here)")
     p.add_argument("--data-dir", help="folder with the MNIST IDX files")
     p.add_argument("--baselines-dir", default=None, help="default: the repository's baselines/")
     p.add_argument("--report-dir", default="reports/calibration")
@@ -97,6 +100,9 @@ def _add_conform(subparsers) -> None:
                    help="hypothesis examples per check (default: the namespace's MAX_EXAMPLES, else 25)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                    help="time limit of one check, all its examples (default 600); past it the check is crashed")
+    p.add_argument("--skip-slow", action="store_true",
+                   help="leave out the heavy checks (resnet50, resnext50_32x4d and the dilated resnet50 of the "
+                   "model tier)")
 
 
 def _add_scoreboard(subparsers) -> None:
@@ -115,6 +121,8 @@ def _add_scoreboard(subparsers) -> None:
     p.add_argument("--max-examples", type=int, default=None,
                    help="hypothesis examples per check (default: each adapter's MAX_EXAMPLES, else 25)")
     p.add_argument("--timeout", type=float, default=None, metavar="SECONDS", help="time limit of one check")
+    p.add_argument("--slow", action="store_true",
+                   help="include the heavy checks (resnet50, resnext50_32x4d, the dilated resnet50: minutes each)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
 
 

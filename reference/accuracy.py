@@ -85,9 +85,11 @@ def check_options(epochs: int | None, seed: int, seeds: int, threads: int, jitte
         raise UsageError(f"--jitter must be in 0..{MAX_SEED}, got {jitter}")
 
 
-def load_baselines(paths: dict[tuple, Path], n_test: int, updating: bool) -> dict[tuple, Baseline | None]:
-    """Every planned run's baseline, validated up front; a damaged one is a UsageError unless it is being
-    replaced (`updating`), then it counts as absent."""
+def load_baselines(paths: dict[tuple, Path], n_test: int, updating: bool,
+                   fingerprint: str | None = None) -> dict[tuple, Baseline | None]:
+    """Every planned run's baseline, validated up front; a damaged one, or one recorded on other data (an `idx`
+    dataset's files by their `fingerprint`), is a UsageError unless it is being replaced (`updating`), then it
+    counts as absent."""
     baselines = {}
     for run, path in paths.items():
         try:
@@ -100,6 +102,11 @@ def load_baselines(paths: dict[tuple, Path], n_test: int, updating: bool) -> dic
         if baseline is not None and baseline.n_test != n_test and not updating:
             raise UsageError(f"{path}: records {baseline.n_test} test examples, the test set has {n_test}; "
                              f"re-record it with: {record_command(*run)}")
+        recorded_on = None if baseline is None else baseline.record.get("data_fingerprint")
+        if baseline is not None and recorded_on != fingerprint and not updating:
+            raise UsageError(f"{path}: recorded on other data (fingerprint {str(recorded_on)[:16]}, these files "
+                             f"{str(fingerprint)[:16]}); gate against a baseline recorded on these files "
+                             "(--baselines-dir), or record one with --update-baselines")
         baselines[run] = baseline
     return baselines
 
@@ -126,7 +133,7 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
         output = ReportDir(report_dir)
         data = load_dataset(dataset, data_dir)
         paths = {(data.name, *run): baseline_path(baselines_dir, data.name, *run) for run in runs}
-        baselines = load_baselines(paths, len(data.y_test), update_baselines)
+        baselines = load_baselines(paths, len(data.y_test), update_baselines, data.fingerprint)
     except (UsageError, DataError, ReportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -143,7 +150,8 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
                 return 1
             records.append(gate_run(trained[key], baselines[key], _display(path)))
             results.append(trained[key][0])
-        updated = record_baselines(paths, trained, baselines, records, accept_regression) if update_baselines else []
+        updated = (record_baselines(paths, trained, baselines, records, accept_regression, data.fingerprint)
+                   if update_baselines else [])
         written = write_report(output.staging, records, results, {data.name: data})
         output.publish()
     print(text_table(records))
@@ -180,13 +188,13 @@ def gate_run(results: list, baseline: Baseline | None, baseline_file: str | None
 
 
 def record_baselines(paths: dict, trained: dict, baselines: dict, records: list[dict],
-                     accept_regression: bool = False) -> list[Path]:
+                     accept_regression: bool = False, data_fingerprint: str | None = None) -> list[Path]:
     """Write every run's new baseline, or none when the runs fail the baselines they would replace (a regression
-    or a floor miss, unless `accept_regression`: then each such baseline records that it was accepted) or any
-    trained seed is below its run's floor."""
+    or a floor miss) or any trained seed is below its run's floor, unless `accept_regression`: then each such
+    baseline records the verdict it was accepted over, and drops the floor calibrated for the old behaviour."""
     failing = [record for record in records if record["verdict"] in REPLACEMENT_BLOCKERS]
-    below = [result for key, results in trained.items() for result in results
-             if result.accuracy < _kept_floor(baselines[key], results[0].recipe)]
+    below = [] if accept_regression else [result for key, results in trained.items() for result in results
+                                          if result.accuracy < _kept_floor(baselines[key], results[0].recipe)]
     if failing and not accept_regression:
         for record in failing:
             print(f"baselines not updated: {record['model']} {record['framework']} on {record['dataset']} "
@@ -203,7 +211,8 @@ def record_baselines(paths: dict, trained: dict, baselines: dict, records: list[
             record["baseline_updated"] = False
         return []
     environment = {device: describe(device) for device in {key[3] for key in paths}}
-    documents = {path: baseline_record(trained[key], environment[key[3]], baselines[key], accepted_regression(record))
+    documents = {path: baseline_record(trained[key], environment[key[3]], baselines[key], accepted_regression(record),
+                                       data_fingerprint)
                  for (key, path), record in zip(paths.items(), records, strict=True)}
     written = write_all(documents)
     for record in records:

@@ -3,7 +3,9 @@
 A baseline holds K runs of the same recipe with different seeds (each run's per-example correctness as a hex
 bitmask, see `gate.encode_correct`), where they were recorded (`environment.describe`), and the hard floor
 that `python -m reference calibrate --update-floors` derived from many more runs. Files are validated when
-loaded (a damaged file is a `BaselineError`, never a pass) and written all or none.
+loaded and written all or none: a damaged file is a `BaselineError`, never a pass, and so is one that disagrees
+with itself (a count or mean its bitmasks contradict, a number that is not finite) or with its file name (a
+model, framework, dataset or device other than the file's).
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import datetime
 import json
+import math
 import os
 import uuid
 from dataclasses import asdict, dataclass
@@ -110,8 +113,39 @@ def _validated(path: Path, record) -> Baseline:
     if floor is not None and not (isinstance(floor, dict) and isinstance(floor.get("accuracy"), float)
                                   and 0.0 <= floor["accuracy"] <= 1.0):
         fail(f"floor must be an object with an accuracy in [0, 1], found {floor!r}")
+    field = next((name for name, value in _numbers(record) if not math.isfinite(value)), None)
+    if field is not None:
+        fail(f"field {field} is not a finite number")
+    mean = float(np.mean([row.mean() for row in rows]))
+    if "mean_accuracy" in record and not math.isclose(record["mean_accuracy"], mean, rel_tol=0.0, abs_tol=1e-9):
+        fail(f"field mean_accuracy says {record['mean_accuracy']!r}, its runs' bitmasks say {mean!r}")
+    named = _named_run(path)
+    for key, expected in zip(("dataset", "model", "framework", "device"), named or (), strict=False):
+        if record[key] != expected:
+            fail(f"field {key} says {record[key]!r}, but the file is the baseline of {key} {expected!r}")
     return Baseline(path, np.stack(rows), tuple(seeds), record["recipe"],
                     None if floor is None else floor["accuracy"], record)
+
+
+def _numbers(value, where: str = ""):
+    """(field path, value) of every float in a parsed JSON document (JSON's NaN and Infinity parse as floats)."""
+    if isinstance(value, float):
+        yield where, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _numbers(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _numbers(item, f"{where}[{index}]")
+
+
+def _named_run(path: Path) -> tuple[str, str, str, str] | None:
+    """(dataset, model, framework, device) a file named `<dataset>/<model>-<framework>-<device>.json` is the
+    baseline of (see `baseline_path`), or None for another name."""
+    parts = path.stem.rsplit("-", 2)
+    if len(parts) != 3 or parts[1] not in ("numpy", "torch") or parts[2] not in ("cpu", "cuda"):
+        return None
+    return (path.parent.name, *parts)
 
 
 def recipe_settings(recipe) -> dict:
@@ -123,11 +157,12 @@ def recipe_settings(recipe) -> dict:
 
 
 def baseline_record(results: list, environment: dict, previous: Baseline | None = None,
-                    accepted_regression: dict | None = None) -> dict:
+                    accepted_regression: dict | None = None, data_fingerprint: str | None = None) -> dict:
     """The JSON document of a baseline from the `train.TrainResult`s of one run's K seeds.
 
-    The floor of `previous` is kept when the recipe is unchanged (it was calibrated for that recipe);
-    `accepted_regression` (the gate's verdict on these runs against `previous`) is recorded when given."""
+    The floor of `previous` is kept when the recipe is unchanged (it was calibrated for that recipe), unless the
+    runs regressed against it and that was accepted (`accepted_regression`, the gate's verdict, is recorded); an
+    unverified dataset's files are named by their `data_fingerprint`."""
     first = results[0]
     recipe = recipe_settings(first.recipe)
     record = {
@@ -143,10 +178,12 @@ def baseline_record(results: list, environment: dict, previous: Baseline | None 
         "runs": [{"seed": r.seed, "n_correct": int(r.correct.sum()), "correct": gate.encode_correct(r.correct)}
                  for r in results],
     }
-    if previous is not None and previous.recipe == recipe and "floor" in previous.record:
-        record["floor"] = previous.record["floor"]
-    if accepted_regression is not None:
+    if data_fingerprint is not None:
+        record["data_fingerprint"] = data_fingerprint
+    if accepted_regression is not None:  # a deliberate change: the old floor was calibrated for other behaviour
         record["accepted_regression"] = accepted_regression
+    elif previous is not None and previous.recipe == recipe and "floor" in previous.record:
+        record["floor"] = previous.record["floor"]
     return record
 
 

@@ -4,7 +4,7 @@ False alarms: every model is trained with unchanged code on seeds the baseline n
 "other machine" (`VARIANTS`: thread counts, torch's portable kernels, one-ulp jitter), and gated against its
 committed baseline. Power: each realistic fault (`faults.FAULTS`) is injected into runs on several seeds and
 must be flagged. Floors: the lowest clean accuracy minus `FLOOR_MARGIN_SD` binomial standard errors.
-Runs execute in worker processes (one pool per environment, e.g. ATEN_CPU_CAPABILITY=default).
+Runs execute as Ray tasks: on a Ray started here by default, or on a cluster (`--address` or $RAY_ADDRESS).
 """
 
 from __future__ import annotations
@@ -14,12 +14,10 @@ import datetime
 import functools
 import json
 import math
-import multiprocessing
 import os
 import sys
 import time
 from collections import defaultdict
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -35,6 +33,7 @@ from .report import ReportDir, ReportError
 FLOOR_MARGIN_SD = 2.0  # a floor sits this many binomial standard errors below the lowest clean run
 FIRST_SEED = 1000  # clean runs use seeds the baselines (0..K-1) never saw
 DEFAULT_FAULT_MODELS = ("tiny_cnn", "tiny_resnet")
+MAX_RETRIES = 3  # a cell whose Ray worker dies (killed, out of memory, a node lost) runs again
 
 
 @dataclass(frozen=True)
@@ -75,7 +74,8 @@ def floor_from(lowest: float, n_test: int) -> float:
 def run_calibration(*, dataset: str = "digits", models: list[str] | None = None, framework: str = "all",
                     device: str = "cpu", seeds: int = 20, variants: list[str] | None = None,
                     faults: list[str] | None = None, fault_models: list[str] | None = None, fault_seeds: int = 10,
-                    jobs: int = 0, data_dir: str | None = None, baselines_dir: str | None = None,
+                    jobs: int = 0, address: str | None = None, data_dir: str | None = None,
+                    baselines_dir: str | None = None,
                     report_dir: str = "reports/calibration", update_floors: bool = False, quiet: bool = False) -> int:
     """Run the calibration, write its report, optionally record the floors; 0 when no false alarm was seen."""
     started = time.perf_counter()
@@ -104,7 +104,7 @@ def run_calibration(*, dataset: str = "digits", models: list[str] | None = None,
               for run in runs if run[0] in fault_models for name in fault_names
               if FAULTS[name].applies(run[0], run[1], recipes[run]) for i in range(fault_seeds)]
     with output:
-        outcomes = execute(cells, data.name, data_dir, jobs or len(os.sched_getaffinity(0)), quiet)
+        outcomes = execute(cells, data.name, data_dir, jobs or len(os.sched_getaffinity(0)), quiet, address)
         summary = summarize(outcomes, baselines, data.name, len(data.y_test))
         write_calibration(output.staging, summary)
         output.publish()
@@ -132,31 +132,36 @@ def _baseline(root, dataset: str, run: tuple[str, str, str]):
     return baseline
 
 
-def execute(cells: list[Cell], dataset: str, data_dir, jobs: int, quiet: bool) -> list[tuple[Cell, dict]]:
-    """Train every cell in worker processes, one pool per variant environment and thread count, with at most
-    `jobs` threads at work (more spin-wait in BLAS and OpenMP pools: many times slower); (cell, outcome) in
-    cell order."""
-    by_env = defaultdict(list)
-    for cell in cells:
-        variant = VARIANTS[cell.variant]
-        by_env[(tuple(sorted(variant.env.items())), variant.threads)].append(cell)
-    done = {}
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter reads ATEN_CPU_CAPABILITY at torch import
-    with tqdm(total=len(cells), desc="calibration (gated runs)", unit="run", disable=quiet, mininterval=30) as bar:
-        for (env, threads), group in by_env.items():
-            workers = max(1, min(jobs // threads, len(group)))
-            with ProcessPoolExecutor(workers, mp_context=context, initializer=_set_environment,
-                                     initargs=(dict(env),)) as pool:
-                futures = {cell: pool.submit(train_cell, cell, dataset, data_dir) for cell in group}
-                for cell, future in futures.items():
-                    done[cell] = future.result()
-                    bar.update()
+def execute(cells: list[Cell], dataset: str, data_dir, jobs: int, quiet: bool,
+            address: str | None = None) -> list[tuple[Cell, dict]]:
+    """Train every cell as a Ray task: on the cluster at `address` (or $RAY_ADDRESS), else on a Ray started here
+    with `jobs` CPUs (stopped afterwards); (cell, outcome) in cell order.
+
+    A task asks for the CPUs its threads use (a CUDA cell also for a GPU), so at most `jobs` threads work at once
+    here (more spin-wait in BLAS and OpenMP pools: many times slower), and runs in a worker started with its
+    variant's environment (Ray's runtime_env: ATEN_CPU_CAPABILITY is read when the worker imports torch). A task
+    whose worker dies is retried (MAX_RETRIES); each cell's outcome is its task's one result, so none is lost or
+    counted twice. Results stream in with a progress bar."""
+    import ray
+
+    address = address or os.environ.get("RAY_ADDRESS") or None
+    ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False, log_to_driver=False,
+             logging_level="ERROR", configure_logging=False)
+    try:
+        train = ray.remote(max_retries=MAX_RETRIES)(train_cell)
+        pending = {train.options(num_cpus=VARIANTS[cell.variant].threads, num_gpus=int(cell.device == "cuda"),
+                                 runtime_env={"env_vars": dict(VARIANTS[cell.variant].env)})
+                   .remote(cell, dataset, data_dir): cell for cell in cells}
+        done = {}
+        with tqdm(total=len(cells), desc="calibration (gated runs)", unit="run", disable=quiet,
+                  mininterval=30) as bar:
+            while pending:
+                finished, _ = ray.wait(list(pending), num_returns=1)
+                done[pending.pop(finished[0])] = ray.get(finished[0])
+                bar.update()
+    finally:
+        ray.shutdown()
     return [(cell, done[cell]) for cell in cells]
-
-
-def _set_environment(env: dict) -> None:
-    """Worker initializer: the variant's environment, set before the worker imports torch."""
-    os.environ.update(env)
 
 
 @functools.cache

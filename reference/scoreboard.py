@@ -25,8 +25,7 @@ from .data import atomic_write_bytes
 IMPLEMENTATIONS = {"numpy_nn": "reference.numpy_nn", **ADAPTERS}
 XFAILS = Path(__file__).parent / "adapters" / "xfails"
 CELL = {"pass": "pass", "FAIL": "**FAIL**", "refused": "**refused**", "crashed": "**crashed**", "xfail": "xfail",
-        "XPASS": "**XPASS**", "not implemented": "n/i"}
-NOT_CONFORMING = ("FAIL", "refused", "crashed", "XPASS")
+        "XPASS": "xpass", "not implemented": "n/i"}
 
 
 def _usage(message: str) -> int:
@@ -55,8 +54,10 @@ def _own_versions() -> dict:
     return {"numpy": numpy.__version__, "scipy": scipy.__version__}
 
 
-def run_one(entry: dict, folder: Path, jobs: str | None, max_examples: int | None, timeout: float | None) -> dict:
-    """Run conform on one implementation into `folder`; its rows and how the run went."""
+def run_one(entry: dict, folder: Path, jobs: str | None, max_examples: int | None, timeout: float | None,
+            slow: bool = False) -> dict:
+    """Run conform on one implementation into `folder` (without the heavy checks unless `slow`); its rows and how
+    the run went."""
     xfails = XFAILS / f"{entry['name']}.txt"
     examples = min(filter(None, [max_examples, entry.get("max_examples")]), default=max_examples)
     command = [sys.executable, "-m", "reference", "conform", entry["module"], "--report-dir", str(folder)]
@@ -64,6 +65,7 @@ def run_one(entry: dict, folder: Path, jobs: str | None, max_examples: int | Non
     command += ["--max-examples", str(examples)] if examples else []
     command += ["--timeout", str(timeout)] if timeout else []
     command += ["--xfails", str(xfails)] if xfails.is_file() else []
+    command += [] if slow else ["--skip-slow"]
     start = time.perf_counter()
     result = subprocess.run(command, capture_output=True, text=True)
     seconds = time.perf_counter() - start
@@ -76,8 +78,10 @@ def run_one(entry: dict, folder: Path, jobs: str | None, max_examples: int | Non
 
 
 def run_scoreboard(implementations=None, report_dir: str = "reports/scoreboard", jobs: str | None = None,
-                   max_examples: int | None = None, timeout: float | None = None, quiet: bool = False) -> int:
-    """Run every implementation (default: all) and write the combined board; the exit status."""
+                   max_examples: int | None = None, timeout: float | None = None, slow: bool = False,
+                   quiet: bool = False) -> int:
+    """Run every implementation (default: all; the heavy model checks only with `slow`) and write the combined
+    board; the exit status."""
     from .testing.conformance.cli import jobs_problem
     from .testing.conformance.report import writable_folder_problem
 
@@ -98,7 +102,7 @@ def run_scoreboard(implementations=None, report_dir: str = "reports/scoreboard",
             _say(quiet, f"{name}: not run: {entry['unavailable']}")
             continue
         _say(quiet, f"{name}: running python -m reference conform {entry['module']} ...")
-        run = run_one(entry, folder / name, jobs, max_examples, timeout)
+        run = run_one(entry, folder / name, jobs, max_examples, timeout, slow)
         runs.append(run)
         _say(quiet, f"{name}: {_counts(run['rows'])} in {run['seconds']:.0f} s"
              + (f" (exit {run['exit_status']}: {run['problem']})" if run["problem"] else ""))
@@ -156,8 +160,8 @@ def _markdown(runs, rows) -> str:
     lines = ["# Conformance scoreboard", "",
              "Each implementation judged by `python -m reference conform` against PyTorch (CPU). A cell is the verdict "
              "and the worst error / tolerance over all cases (<= 1 passes); xfail = a known difference, explained "
-             "in the adapter's xfails file; n/i = not implemented (the reason is in that implementation's report); "
-             "(fwd) = forward only.", "",
+             "in the adapter's xfails file (xpass: the difference did not show in these draws); n/i = not "
+             "implemented (the reason is in that implementation's report); (fwd) = forward only.", "",
              "| implementation | framework | versions | examples per check | wall time | verdicts |",
              "|---|---|---|---:|---:|---|"]
     for run in runs:

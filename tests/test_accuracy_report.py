@@ -125,18 +125,18 @@ def test_cli_records_baselines_then_gates_against_them(tmp_path, capsys):
 
 
 def test_update_baselines_refuses_runs_that_fail_the_baseline_they_would_replace(tmp_path, capsys):
-    assert main(accuracy_args(tmp_path, "--update-baselines")) == 0
-    path = tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json"
+    path = baseline_path(tmp_path / "baselines", "digits", "tiny_cnn", "numpy", "cpu")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(baseline_path(default_baselines_dir(), "digits", "tiny_cnn", "numpy", "cpu").read_bytes())
     before = path.read_bytes()
-    capsys.readouterr()
     assert main(accuracy_args(tmp_path, "--epochs", "1", "--update-baselines")) == 1
     error = capsys.readouterr().err
-    assert "baselines not updated: tiny_cnn numpy on digits (cpu)" in error and "regression" in error
+    assert "baselines not updated: tiny_cnn numpy on digits (cpu)" in error and "below-floor" in error
     assert "--accept-regression" in error and path.read_bytes() == before
 
     assert main(accuracy_args(tmp_path, "--epochs", "1", "--update-baselines", "--accept-regression")) == 0
     accepted = load_baseline(path).record["accepted_regression"]
-    assert accepted["verdict"] == gate.REGRESSION and accepted["p_value"] < 1e-10
+    assert accepted["verdict"] == gate.BELOW_FLOOR and accepted["p_value"] < 1e-10
     assert accepted["accuracy"] < accepted["replaced_baseline_accuracy"] - 0.3
 
 

@@ -201,8 +201,8 @@ def test_missing_folder_error_names_the_folder_and_the_fetch_command(tmp_path):
     assert f"python -m reference fetch mnist --data-dir {tmp_path / 'nowhere'}" in str(info.value)
 
 
-def test_load_mnist_requires_the_canonical_counts(tmp_path):
-    fake_mnist(tmp_path)
+def test_load_mnist_requires_the_canonical_counts(tmp_path, monkeypatch):
+    use_checksums_of(monkeypatch, fake_mnist(tmp_path))  # the small files pass the checksum, not the counts
     with pytest.raises(DataError, match="expected 60000 images, found 6"):
         data.load_mnist(tmp_path)
 
@@ -374,10 +374,23 @@ def test_mnist_by_name_with_one_flipped_byte_is_an_error_naming_the_file(tmp_pat
         data.load_dataset("mnist")
 
 
-def test_mnist_through_data_dir_loads_unverified_files_with_a_one_line_notice(tmp_path, monkeypatch, capsys):
+def test_mnist_through_data_dir_is_verified_too(tmp_path, monkeypatch):
     canonical_sizes(monkeypatch, fake_mnist(tmp_path / "canonical"))
     fake_mnist(tmp_path / "mine", seed=1)  # same sizes, other pixels and labels
-    loaded = data.load_dataset("mnist", tmp_path / "mine")
-    assert len(loaded.y_train) == SMALL_SIZES["train"]
+    with pytest.raises(DataError, match="fail\\(s\\) the SHA-256 check.*fetch mnist.*--dataset idx") as info:
+        data.load_dataset("mnist", tmp_path / "mine")
+    assert len(str(info.value).splitlines()) == 1
+    assert len(data.load_dataset("mnist", tmp_path / "canonical").y_test) == SMALL_SIZES["test"]
+
+
+def test_other_idx_files_load_as_the_unverified_idx_dataset_with_their_fingerprint(tmp_path, capsys):
+    mine = fake_mnist(tmp_path / "mine", seed=1)
+    loaded = data.load_dataset("idx", tmp_path / "mine")
+    np.testing.assert_array_equal(loaded.y_test, mine["t10k-labels-idx1-ubyte"])
+    assert loaded.name == "idx" and loaded.fingerprint == data.idx_fingerprint(tmp_path / "mine")
     notice = capsys.readouterr().err.strip().splitlines()
-    assert len(notice) == 1 and "not the canonical ones" in notice[0] and "unverified" in notice[0]
+    assert len(notice) == 1 and "unverified" in notice[0] and loaded.fingerprint[:16] in notice[0]
+    fake_mnist(tmp_path / "other", seed=2)
+    assert data.idx_fingerprint(tmp_path / "other") != loaded.fingerprint
+    with pytest.raises(DataError, match="--dataset idx needs --data-dir"):
+        data.load_dataset("idx")

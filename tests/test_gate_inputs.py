@@ -10,6 +10,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from reference import accuracy, gate, zoo
@@ -75,10 +76,29 @@ def damaged(case: str) -> str:
     elif case == "another test set":
         document.update(n_test=10)
         document["runs"] = [{"seed": 0, "n_correct": 10, "correct": gate.encode_correct([True] * 10)}]
+    elif case == "another model":
+        document["model"] = "tiny_resnet"
+    elif case == "another framework":
+        document["framework"] = "torch"
+    elif case == "another dataset":
+        document["dataset"] = "shapes"
+    elif case == "another device":
+        document["device"] = "cuda"
+    elif case == "a mean its runs contradict":
+        document["mean_accuracy"] = 7.0
+    elif case == "a count its bitmask contradicts":
+        document["runs"][1]["n_correct"] = 449
+    elif case == "a floor that is not a number":
+        document["floor"] = {"accuracy": 0.9, "lowest_observed": float("nan")}
     return json.dumps(document)
 
 
-CASES = ["truncated", "empty", "not an object", "missing keys", "bad hex", "wrong example count", "another test set"]
+CASES = ["truncated", "empty", "not an object", "missing keys", "bad hex", "wrong example count", "another test set",
+         "another model", "another framework", "another dataset", "another device", "a mean its runs contradict",
+         "a count its bitmask contradicts", "a floor that is not a number"]
+NAMED_FIELD = {"another model": "model", "another framework": "framework", "another dataset": "dataset",
+               "another device": "device", "a mean its runs contradict": "mean_accuracy",
+               "a count its bitmask contradicts": "n_correct", "a floor that is not a number": "floor.lowest_observed"}
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -87,7 +107,8 @@ def test_a_damaged_baseline_is_a_one_line_usage_error_before_training(tmp_path, 
     path.parent.mkdir(parents=True)
     path.write_text(damaged(case))
     assert run(tmp_path) == 2
-    assert str(path) in one_line_error(capsys)
+    error = one_line_error(capsys)
+    assert str(path) in error and NAMED_FIELD.get(case, "") in error, error
 
 
 @pytest.mark.parametrize("case", ["truncated", "bad hex"])
@@ -215,3 +236,30 @@ def test_a_diverged_training_run_is_a_one_line_failure(tmp_path, capsys, monkeyp
     assert run(tmp_path) == 1
     assert "training diverged: tiny_cnn (numpy, cpu): non-finite loss" in one_line_error(capsys)
     assert not (tmp_path / "report").exists()
+
+
+def small_idx_dataset(folder: Path, seed: int) -> Path:
+    """Four small IDX files in MNIST's layout (random pixels and labels): an `idx` dataset of one's own."""
+    from reference.data import write_idx
+    from reference.data.mnist import SPLIT_FILES
+
+    rng = np.random.default_rng(seed)
+    for split, (images, labels) in SPLIT_FILES.items():
+        count = 64 if split == "train" else 20
+        write_idx(folder / images, rng.integers(0, 256, (count, 28, 28), dtype=np.uint8))
+        write_idx(folder / labels, rng.integers(0, 10, count, dtype=np.uint8))
+    return folder
+
+
+def test_an_idx_dataset_is_gated_only_against_baselines_recorded_on_the_same_files(tmp_path, capsys):
+    mine, other = small_idx_dataset(tmp_path / "mine", 0), small_idx_dataset(tmp_path / "other", 1)
+    options = ["accuracy", "--dataset", "idx", "--models", "mnist_cnn", "--framework", "numpy", "--device", "cpu",
+               "--quiet", "--epochs", "1", "--baselines-dir", str(tmp_path / "baselines"),
+               "--report-dir", str(tmp_path / "report")]
+    assert main([*options, "--data-dir", str(mine), "--update-baselines"]) == 0
+    assert "unverified" in capsys.readouterr().err
+    assert main([*options, "--data-dir", str(other)]) == 2
+    error = capsys.readouterr().err.strip().splitlines()[-1]
+    assert error.startswith("error: ") and "mnist_cnn-numpy-cpu.json: recorded on other data" in error
+    assert main([*options, "--data-dir", str(mine)]) in (0, 1)  # gated: a verdict, not a usage error
+    assert "recorded on other data" not in capsys.readouterr().err

@@ -24,10 +24,11 @@ FAST = ("2 threads", "ATen default kernels", "one-ulp jitter")  # 1 thread is wh
 
 def machine_cases():
     for variant in VARIANTS:
+        cores = [pytest.mark.cores(2)] if variant == "2 threads" else []  # its threads get cores of their own
         if variant in FAST:
-            yield pytest.param(variant, "digits", ["tiny_cnn", "tiny_resnet"], id=f"{variant}-digits-tiny")
-        yield pytest.param(variant, "digits", [], marks=pytest.mark.slow, id=f"{variant}-digits-all")
-        yield pytest.param(variant, "shapes", [], marks=pytest.mark.slow, id=f"{variant}-shapes-all")
+            yield pytest.param(variant, "digits", ["tiny_cnn", "tiny_resnet"], marks=cores, id=f"{variant}-digits-tiny")
+        yield pytest.param(variant, "digits", [], marks=[pytest.mark.slow, *cores], id=f"{variant}-digits-all")
+        yield pytest.param(variant, "shapes", [], marks=[pytest.mark.slow, *cores], id=f"{variant}-shapes-all")
 
 
 @pytest.mark.accuracy

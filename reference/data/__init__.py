@@ -7,10 +7,10 @@ import os
 from .base import DataError, Dataset, default_data_dir
 from .digits import load_digits_dataset
 from .idx import atomic_write_bytes, read_idx, write_idx
-from .mnist import fetch_mnist, find_idx_files, load_mnist, mnist_dataset, read_mnist_idx
+from .mnist import fetch_mnist, find_idx_files, idx_fingerprint, load_idx, load_mnist, mnist_dataset, read_mnist_idx
 from .synthetic import SHAPE_NAMES, make_shapes_dataset
 
-DATASET_NAMES = ("digits", "mnist", "shapes")
+DATASET_NAMES = ("digits", "mnist", "shapes", "idx")
 
 __all__ = [
     "DATASET_NAMES",
@@ -21,8 +21,10 @@ __all__ = [
     "default_data_dir",
     "fetch_mnist",
     "find_idx_files",
+    "idx_fingerprint",
     "load_dataset",
     "load_digits_dataset",
+    "load_idx",
     "load_mnist",
     "make_shapes_dataset",
     "mnist_dataset",
@@ -33,11 +35,14 @@ __all__ = [
 
 
 def load_dataset(name: str, data_dir: str | os.PathLike | None = None, seed: int = 0) -> Dataset:
-    """The dataset called `name`; `data_dir` locates MNIST, `seed` generates shapes (digits' split is fixed)."""
+    """The dataset called `name`; `data_dir` locates MNIST (or the files of `idx`), `seed` generates shapes (digits'
+    split is fixed)."""
     if name == "digits":
         return load_digits_dataset()
     if name == "mnist":
         return load_mnist(data_dir)
     if name == "shapes":
         return make_shapes_dataset(seed=seed)
+    if name == "idx":
+        return load_idx(data_dir)
     raise ValueError(f"unknown dataset {name!r}; expected one of: {', '.join(DATASET_NAMES)}")

@@ -26,6 +26,7 @@ class Dataset:
     input_shape: tuple[int, int, int]
     mean: tuple[float, ...] | None = None
     std: tuple[float, ...] | None = None
+    fingerprint: str | None = None  # SHA-256 of the files of an unverified dataset (`idx`); None: a known one
 
 
 def default_data_dir() -> Path:

@@ -67,31 +67,42 @@ def find_idx_files(data_dir: str | os.PathLike) -> dict[str, Path]:
     return found
 
 
-def read_mnist_idx(data_dir: str | os.PathLike, sizes: dict[str, int] | None = None, *, canonical: bool = False):
-    """Validated uint8 {"train": (images (N, 28, 28), labels (N,)), "test": ...}; `sizes` default SPLIT_SIZES.
-
-    Every file's SHA-256 is checked against the canonical MNIST files: a mismatch is a DataError where the
-    files must be canonical (`canonical`: the default data folder, which `fetch` fills), otherwise a one-line
-    notice on stderr that the files are unverified."""
+def read_mnist_idx(data_dir: str | os.PathLike, sizes: dict[str, int | None] | None = None, *,
+                   canonical: bool = False):
+    """Validated uint8 {"train": (images (N, 28, 28), labels (N,)), "test": ...} from the four IDX files in
+    `data_dir`; `sizes` are the expected counts per split (default SPLIT_SIZES; a None count: any). With
+    `canonical`, every file's SHA-256 must be canonical MNIST's: a mismatch is a DataError naming the files and
+    the fix (fetch them again)."""
     sizes = SPLIT_SIZES if sizes is None else sizes
-    files = find_idx_files(data_dir)
-    contents = {name: read_bytes(path) for name, path in files.items()}
+    files, contents = _idx_contents(data_dir)
     differing = [name for name, data in contents.items() if hashlib.sha256(data).hexdigest() != SHA256[name]]
     if differing and canonical:
         raise DataError(f"MNIST in {data_dir}: {', '.join(differing)} fail(s) the SHA-256 check (a damaged or "
-                        f"altered file); fetch it again: {fetch_command(data_dir)}")
-    if differing:
-        print(f"note: MNIST files in {data_dir} are not the canonical ones ({', '.join(differing)} differ by "
-              "SHA-256): unverified", file=sys.stderr)
+                        f"altered file); fetch it again: {fetch_command(data_dir)} (other IDX datasets: --dataset idx)")
     return {
         split: _read_split(files[images], files[labels], contents[images], contents[labels], sizes[split])
         for split, (images, labels) in SPLIT_FILES.items()
     }
 
 
+def _idx_contents(data_dir) -> tuple[dict[str, Path], dict[str, bytes]]:
+    """The four IDX files' paths and (decompressed) bytes, by canonical name."""
+    files = find_idx_files(data_dir)
+    return files, {name: read_bytes(path) for name, path in files.items()}
+
+
+def idx_fingerprint(data_dir: str | os.PathLike) -> str:
+    """SHA-256 over the four IDX files of `data_dir` (in canonical name order): which data a baseline of the
+    `idx` dataset was recorded on."""
+    digest = hashlib.sha256()
+    for data in _idx_contents(data_dir)[1].values():
+        digest.update(hashlib.sha256(data).digest())
+    return digest.hexdigest()
+
+
 def _read_split(images_path: Path, labels_path: Path, images_data: bytes, labels_data: bytes,
-                size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Parse one images/labels pair and check dimensions, counts and the label range."""
+                size: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """Parse one images/labels pair and check dimensions, counts (`size`, None: any) and the label range."""
     images = parse_idx(images_data, images_path, IMAGES_MAGIC)
     labels = parse_idx(labels_data, labels_path, LABELS_MAGIC)
     if images.shape[1:] != (28, 28):
@@ -101,7 +112,7 @@ def _read_split(images_path: Path, labels_path: Path, images_data: bytes, labels
             f"{images_path} holds {len(images)} images but {labels_path} holds {len(labels)} labels; "
             "expected equal counts"
         )
-    if len(images) != size:
+    if size is not None and len(images) != size:
         raise DataError(f"{images_path}: expected {size} images, found {len(images)}")
     if len(labels) and labels.max() > 9:
         index = int(np.argmax(labels > 9))
@@ -109,7 +120,8 @@ def _read_split(images_path: Path, labels_path: Path, images_data: bytes, labels
     return images, labels
 
 
-def mnist_dataset(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray]) -> Dataset:
+def mnist_dataset(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], name: str = "mnist",
+                  fingerprint: str | None = None) -> Dataset:
     """A Dataset from uint8 (images, labels) pairs: x = (byte / 255 - MEAN) / STD as float32 (N, 1, 28, 28)."""
 
     def normalize(images: np.ndarray) -> np.ndarray:
@@ -124,20 +136,32 @@ def mnist_dataset(train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, 
         y_train=train[1].astype(np.int64),
         x_test=normalize(test[0]),
         y_test=test[1].astype(np.int64),
-        name="mnist",
+        name=name,
         num_classes=10,
         input_shape=(1, 28, 28),
         mean=(MEAN,),
         std=(STD,),
+        fingerprint=fingerprint,
     )
 
 
 def load_mnist(data_dir: str | os.PathLike | None = None) -> Dataset:
-    """MNIST 60k/10k, normalized: by name from `default_data_dir()` (files must pass their SHA-256 check), or
-    from the IDX files in `data_dir` (files that are not the canonical ones load with a notice)."""
+    """Canonical MNIST 60k/10k, normalized, from `data_dir` (default `default_data_dir()`): every file must pass
+    its SHA-256 check whenever it is loaded (a damaged or altered file is a DataError naming it and the fix)."""
+    return mnist_dataset(**read_mnist_idx(default_data_dir() if data_dir is None else data_dir, canonical=True))
+
+
+def load_idx(data_dir: str | os.PathLike | None) -> Dataset:
+    """The `idx` dataset: any four files in MNIST's IDX layout (Fashion-MNIST, KMNIST, one's own), 28x28 images
+    with labels 0..9 in any counts, normalized like MNIST; unverified, so it carries the files' fingerprint and
+    is gated only against baselines recorded on the same files."""
     if data_dir is None:
-        return mnist_dataset(**read_mnist_idx(default_data_dir(), canonical=True))
-    return mnist_dataset(**read_mnist_idx(data_dir))
+        raise DataError("--dataset idx needs --data-dir: the folder holding the four IDX files of the dataset")
+    fingerprint = idx_fingerprint(data_dir)
+    print(f"note: --dataset idx: the IDX files in {data_dir} are unverified (fingerprint {fingerprint[:16]}); "
+          "they are gated only against baselines recorded on the same files", file=sys.stderr)
+    any_count = {split: None for split in SPLIT_FILES}
+    return mnist_dataset(**read_mnist_idx(data_dir, sizes=any_count), name="idx", fingerprint=fingerprint)
 
 
 def fetch_mnist(data_dir: str | os.PathLike | None = None, *, progress: bool = True) -> Path:

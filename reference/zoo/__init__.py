@@ -109,6 +109,9 @@ _DIGITS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_
 # BatchNorm2d budget). resnet18's worst budget stage, grad[layer4.0.conv1.weight], sits right behind layer4's
 # training-mode batch norms (8 values per channel) and used 0.9 of the default allowance at the suite's seed.
 _BN_BUDGET = Budget(4.0, 32.0, "batch norms inside (torch's accumulate float32 in double)")
+# MNIST's recipes; `idx` (another dataset in MNIST's IDX layout: Fashion-MNIST, KMNIST, one's own) trains with them.
+_MNIST_CNN = TrainRecipe("adam", 1e-3, 64, 3, step_size=2, baseline_seeds=3)
+_MNIST_RESNET18 = TrainRecipe("adam", 1e-3, 128, 3, devices=("cuda",), baseline_seeds=3)
 # resnet18 in float32: 17 conv + batch-norm layers, training-mode batch norm on 8 values per channel in layer4
 # (8x8 input, batch 8) or 8 in torchvision's (64x64, batch 2), whose backward amplifies rounding: conv1 gradients
 # of |6| differ by up to 5e-5 between the frameworks while each is ~3e-5 from float64 (measured over 4 seeds;
@@ -181,14 +184,15 @@ _SPECS = {
         ),
         ModelSpec(
             "mnist_cnn", (1, 28, 28), 10, *_twin(architectures.mnist_cnn), architecture=architectures.mnist_cnn,
-            recipes={"mnist": TrainRecipe("adam", 1e-3, 64, 3, step_size=2, baseline_seeds=3)},
+            recipes={"mnist": _MNIST_CNN, "idx": _MNIST_CNN},
         ),
         ModelSpec(
             "resnet18", (1, 8, 8), 10,
             _numpy_builder(architectures.resnet18_numpy), architectures.resnet18_torch,
             recipes={
                 "digits": TrainRecipe("adam", 1e-3, 128, 8, step_size=4, baseline_seeds=3),
-                "mnist": TrainRecipe("adam", 1e-3, 128, 3, devices=("cuda",), baseline_seeds=3),
+                "mnist": _MNIST_RESNET18,
+                "idx": _MNIST_RESNET18,
             },
             options={"in_channels": 1, "num_classes": 10, "small_stem": True}, architecture=architectures.resnet18,
             quirks=_RESNET18,

@@ -62,11 +62,12 @@ def _usage_problem(module, report_dir, xfails, jobs, dtypes, select, max_example
 
 def run_conform(module: str, report_dir: str = "reports/conformance", xfails: str | None = None,
                 jobs: str | None = None, dtypes=("float64", "float32"), select=(), max_examples: int | None = None,
-                timeout: float | None = None) -> int:
+                timeout: float | None = None, skip_slow: bool = False) -> int:
     """Run every check of `module` in pytest (with `jobs` xdist workers) and write the report; the exit status.
 
     `max_examples` defaults to the namespace's MAX_EXAMPLES (an adapter of a slow framework) or 25; `timeout` is
-    each check's time limit in seconds (default verdicts.CHECK_TIMEOUT)."""
+    each check's time limit in seconds (default verdicts.CHECK_TIMEOUT); `skip_slow` leaves out the heavy checks
+    (the torchvision-sized models of the model tier)."""
     sys.path.insert(0, os.getcwd())  # the namespace is named as `python -m` would import it, from here
     problem = _usage_problem(module, report_dir, xfails, jobs, dtypes, select, max_examples, timeout)
     if problem:
@@ -89,6 +90,7 @@ def run_conform(module: str, report_dir: str = "reports/conformance", xfails: st
         argv += [arg for glob in select for arg in ("--conformance-select", glob)]
         argv += ["--conformance-xfails", str(Path(xfails).resolve())] if xfails else []
         argv += ["--conformance-timeout", str(timeout)] if timeout else []
+        argv += ["--conformance-skip-slow"] if skip_slow else []
         argv += ["-n", str(jobs)] if jobs not in (None, "0", "1") else []
         status = int(pytest.main(argv))
     if status == pytest.ExitCode.NO_TESTS_COLLECTED:

@@ -4,8 +4,9 @@
 from `seed`), runs the implementation under test (the layer namespace `nn`) and the torch reference on them,
 compares every named result (forward output, gradient of each input, parameter and buffer) with the
 subject's tolerance, and in float32 also holds the result to the error budget against torch's float64 result
-on the same (float32-rounded) inputs. A failure names op, stage, shapes and the worst element, and prints the
-snippet that reruns the case against the same namespace.
+on the same (float32-rounded) inputs; where torch float32 is itself out of tolerance of that float64 result and
+ours is not close to it, the float64 value is the reference (`arbitrated`). A failure names op, stage, shapes and
+the worst element, and prints the snippet that reruns the case against the same namespace.
 """
 
 from __future__ import annotations
@@ -15,7 +16,16 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 
-from reference.testing.compare import Budget, Tolerance, Where, as_numpy, assert_close, assert_within_budget, record
+from reference.testing.compare import (
+    Budget,
+    Tolerance,
+    Where,
+    as_numpy,
+    assert_close,
+    assert_within_budget,
+    error_stats,
+    record,
+)
 
 from .regimes import GAUSSIAN
 from .tensors import TORCH_DTYPES, cast_floats, torch_device
@@ -33,10 +43,17 @@ def compare_results(ours: dict, theirs: dict, where: Where, tol: Tolerance) -> N
         raise AssertionError(f"{where.label('results')}: results differ in what they contain: only the "
                              f"implementation has {sorted(keys_ours - keys_theirs)}, only torch has "
                              f"{sorted(keys_theirs - keys_ours)}" + _footer(where))
+    failures = []
     for key in sorted(keys_ours, key=_stage_order):
         e = as_numpy(theirs[key])
         a = as_result(ours[key], e, f"{where.label(key)}")
-        assert_close(a, e, tol if a.dtype.kind == "f" else EXACT, where, key)
+        try:
+            assert_close(a, e, tol if a.dtype.kind == "f" else EXACT, where, key)
+        except AssertionError as error:  # every result is compared: one difference must not hide another
+            failures.append((key, error))
+    if failures:
+        also = [key for key, _ in failures[1:]]
+        raise AssertionError(f"{failures[0][1]}" + (f"\nalso differing: {', '.join(also)}" if also else "")) from None
 
 
 def check_budget(ours: dict, theirs: dict, exact: dict, where: Where, budget: Budget) -> None:
@@ -70,6 +87,34 @@ def strict_torch_numerics():
         torch.backends.cuda.matmul.allow_tf32 = saved
 
 
+def arbitrated(ours: dict, theirs: dict, exact: dict, tol) -> dict:
+    """torch float32's results, except elements where torch float32 is itself out of tolerance against torch
+    float64 and ours is not close to torch float32 either: there the float64 value (rounded to float32) is the
+    reference.
+
+    A whole model in float32 has ~1e6 ReLU inputs and max-pool windows; one of them lands within rounding error
+    of a kink (0, or a near-tie) in one framework often enough, and its gradient then routes differently in
+    that framework only (measured: torchvision resnet18, seed 1, train: torch float32's conv1 gradient 5e-3
+    relative from float64 while NumPy's is 6e-6). Deep float32 chains also flip a kink the same way in both
+    float32 frameworks, away from float64 (torchvision resnet50 with dilation, eval, seeds 1 and 2: NumPy and
+    torch float32 agree, both 15-35x the tolerance from float64): then torch float32 stays the reference.
+    Forward outputs are continuous and never differ this way. A flip of the implementation alone is not
+    forgiven: each element must match torch float32 or, where torch flipped, float64.
+    """
+    result = {}
+    for key, value in theirs.items():
+        t, e = as_numpy(value), as_numpy(exact[key])
+        o = as_numpy(ours.get(key, t)).astype(np.float64)
+        if key.startswith("_") or t.dtype.kind != "f" or o.shape != t.shape or error_stats(t, e, tol).ratio <= 1.0:
+            result[key] = value  # (results that differ in shape or presence fail in compare_results)
+            continue
+        t64 = t.astype(np.float64)
+        off = np.abs(t64 - e) > tol.atol + tol.rtol * np.abs(e)
+        ours_off = ~(np.abs(o - t64) <= tol.atol + tol.rtol * np.abs(t64))  # NaN counts as off
+        result[key] = np.where(off & ours_off, e, t).astype(t.dtype)
+    return result
+
+
 def run_implementation(nn, subject, config, data: dict, where: Where) -> dict:
     """The implementation's results for one case (its exceptions become verdicts, see `verdicts`); a forward-only
     implementation's case is recorded as such."""
@@ -98,11 +143,13 @@ def assert_matches_torch(nn, subject, config, seed: int, dtype: str, device: str
     data = cast_floats(make_data(config, seed, regime), np.dtype(dtype))
     ours = run_implementation(nn, subject, config, data, where)
     theirs = run_torch(config, data, ours, torch_device(device), TORCH_DTYPES[dtype])
-    compare_results(ours, theirs, where, subject.tolerance(dtype))
-    if dtype == "float32":
-        exact = run_torch(config, cast_floats(data, np.float64), cast_floats(ours, np.float64), torch.device("cpu"),
-                          torch.float64)
-        check_budget(ours, theirs, exact, where, subject.op.budget)
+    if dtype != "float32":
+        compare_results(ours, theirs, where, subject.tolerance(dtype))
+        return
+    exact = run_torch(config, cast_floats(data, np.float64), cast_floats(ours, np.float64), torch.device("cpu"),
+                      torch.float64)
+    compare_results(ours, arbitrated(ours, theirs, exact, subject.tolerance(dtype)), where, subject.tolerance(dtype))
+    check_budget(ours, theirs, exact, where, subject.op.budget)
 
 
 def assert_matches_scipy(nn, subject, config, seed: int, where: Where, regime: str = GAUSSIAN) -> None:

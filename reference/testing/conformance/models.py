@@ -25,7 +25,7 @@ from reference.testing.compare import Where, as_numpy, assert_close, error_stats
 from reference.testing.states import randomize_batch_norm
 from reference.train import NumpyStepper, TorchStepper
 
-from .harness import check_budget, compare_results, note_forward_only
+from .harness import arbitrated, check_budget, compare_results, note_forward_only
 from .namespace import build_model, model_options
 from .protocol import Model, RandomLayer
 from .regimes import GAUSSIAN, values
@@ -267,34 +267,6 @@ def _raise_on_kink_flip(ours: dict, reference: dict, tol, where: Where) -> None:
     if gradients and not any(off(k) for k in keys if not k.startswith("grad[")):
         record(where, "kink flip", "flip", gradients=gradients)
         raise KinkFlip(f"{where.label('gradients')}: {gradients[:4]} disagree, forward and buffers agree")
-
-
-def arbitrated(ours: dict, theirs: dict, exact: dict, tol) -> dict:
-    """torch float32's results, except elements where torch float32 is itself out of tolerance against torch
-    float64 and ours is not close to torch float32 either: there the float64 value (rounded to float32) is the
-    reference.
-
-    A whole model in float32 has ~1e6 ReLU inputs and max-pool windows; one of them lands within rounding error
-    of a kink (0, or a near-tie) in one framework often enough, and its gradient then routes differently in
-    that framework only (measured: torchvision resnet18, seed 1, train: torch float32's conv1 gradient 5e-3
-    relative from float64 while NumPy's is 6e-6). Deep float32 chains also flip a kink the same way in both
-    float32 frameworks, away from float64 (torchvision resnet50 with dilation, eval, seeds 1 and 2: NumPy and
-    torch float32 agree, both 15-35x the tolerance from float64): then torch float32 stays the reference.
-    Forward outputs are continuous and never differ this way. A flip of the implementation alone is not
-    forgiven: each element must match torch float32 or, where torch flipped, float64.
-    """
-    result = {}
-    for key, value in theirs.items():
-        t, e = as_numpy(value), as_numpy(exact[key])
-        o = as_numpy(ours.get(key, t)).astype(np.float64)
-        if key.startswith("_") or t.dtype.kind != "f" or o.shape != t.shape or error_stats(t, e, tol).ratio <= 1.0:
-            result[key] = value  # (results that differ in shape or presence fail in compare_results)
-            continue
-        t64 = t.astype(np.float64)
-        off = np.abs(t64 - e) > tol.atol + tol.rtol * np.abs(e)
-        ours_off = ~(np.abs(o - t64) <= tol.atol + tol.rtol * np.abs(t64))  # NaN counts as off
-        result[key] = np.where(off & ours_off, e, t).astype(t.dtype)
-    return result
 
 
 # -- training trajectories ------------------------------------------------------------------------------------

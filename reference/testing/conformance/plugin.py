@@ -40,6 +40,8 @@ def pytest_addoption(parser):
                     help="comma-separated dtypes (default float64,float32)")
     group.addoption("--conformance-max-examples", metavar="N", type=int, default=None,
                     help="hypothesis examples per check (default: the hypothesis profile's)")
+    group.addoption("--conformance-skip-slow", action="store_true",
+                    help="leave out the heavy checks (the 25M-parameter torchvision models of the model tier)")
     group.addoption("--conformance-timeout", metavar="SECONDS", type=float, default=None,
                     help="time limit of one check in seconds (default 600): past it the check is crashed")
 
@@ -61,7 +63,8 @@ def selected_checks(config, tiers=TIERS) -> list:
     dtypes = tuple(d.strip() for d in config.getoption("--conformance-dtypes").split(",") if d.strip())
     found = checks(impl, tiers, dtypes, DEVICES, require_all=impl == DEFAULT)
     globs = [glob_pattern(g) for g in config.getoption("--conformance-select")]
-    return [c for c in found if not globs or any(g.match(c.id) for g in globs)]
+    skip_slow = config.getoption("--conformance-skip-slow")
+    return [c for c in found if (not globs or any(g.match(c.id) for g in globs)) and not (skip_slow and c.slow)]
 
 
 def _share_cores(config) -> None:
@@ -184,7 +187,7 @@ class ConformanceReport:
         verdict of its own; remember it as crashed."""
         if _is_worker(self.config) or not report.failed or not WORKER_CRASH.search(str(report.longrepr)):
             return
-        check_id = report.nodeid.rpartition("[")[2].rstrip("]")
+        check_id = report.nodeid.partition("[")[2][:-1]  # the parameter id, brackets of its own included
         tier, *subject, dtype, device = check_id.split("-") if check_id.count("-") >= 3 else ("", "", "", "")
         if not subject:
             return
