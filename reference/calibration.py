@@ -145,8 +145,9 @@ def execute(cells: list[Cell], dataset: str, data_dir, jobs: int, quiet: bool,
     import ray
 
     address = address or os.environ.get("RAY_ADDRESS") or None
-    ray.init(address=address, num_cpus=None if address else jobs, include_dashboard=False, log_to_driver=False,
-             logging_level="ERROR", configure_logging=False)
+    # "local": a Ray of our own, never one that happens to run on this machine (Ray's default would join it)
+    ray.init(address=address or "local", num_cpus=None if address else jobs, include_dashboard=False,
+             log_to_driver=False, logging_level="ERROR", configure_logging=False)
     try:
         train = ray.remote(max_retries=MAX_RETRIES)(train_cell)
         pending = {train.options(num_cpus=VARIANTS[cell.variant].threads, num_gpus=int(cell.device == "cuda"),

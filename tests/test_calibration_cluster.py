@@ -21,6 +21,8 @@ CELLS, TRAININGS = 4, 12  # 2 seeds x 2 variants gated runs of tiny_cnn's 3 gate
 
 def calibrate(report: Path, *extra: str, **popen) -> subprocess.Popen:
     environment = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST_", "RAY_"))}
+    environment["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # else Ray swaps 127.0.0.1 for this machine's public IP,
+    # where a loopback-only cluster does not listen
     return subprocess.Popen([sys.executable, "-m", "reference", "calibrate", *SWEEP, "--report-dir", str(report),
                              *extra], cwd=ROOT, env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, **popen)
