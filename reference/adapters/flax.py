@@ -61,6 +61,7 @@ from functools import partial
 import numpy as np
 
 from reference.adapters import not_installed
+from reference.adapters._blocks import basic_block_layers, bottleneck_layers
 
 FRAMEWORK = "Flax"
 EXTRA = "jax"  # pip install "reference[jax]": jax, flax and optax
@@ -882,17 +883,8 @@ class BasicBlock(Module):
                  norm_layer=None):
         super().__init__()
         _no_norm_layer("BasicBlock", norm_layer)
-        if groups != 1 or base_width != 64:
-            raise ValueError("BasicBlock only supports groups=1 and base_width=64")
-        if dilation > 1:
-            raise NotImplementedError("Dilation > 1 not supported in BasicBlock")  # torchvision's own refusal
-        self.conv1 = Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = BatchNorm2d(planes)
-        self.conv2 = Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = BatchNorm2d(planes)
-        if downsample is not None:
-            self.downsample = downsample
-        self.stride = stride
+        basic_block_layers(self, Conv2d, BatchNorm2d, inplanes, planes, stride, downsample, groups, base_width,
+                           dilation)
         self.nnx = _BasicBlock(self.conv1.nnx, self.bn1.nnx, self.conv2.nnx, self.bn2.nnx,
                                None if downsample is None else downsample.nnx)
 
@@ -906,17 +898,8 @@ class Bottleneck(Module):
                  norm_layer=None):
         super().__init__()
         _no_norm_layer("Bottleneck", norm_layer)
-        width = int(planes * (base_width / 64.0)) * groups
-        self.conv1 = Conv2d(inplanes, width, 1, bias=False)
-        self.bn1 = BatchNorm2d(width)
-        self.conv2 = Conv2d(width, width, 3, stride=stride, padding=dilation, dilation=dilation, groups=groups,
-                            bias=False)
-        self.bn2 = BatchNorm2d(width)
-        self.conv3 = Conv2d(width, planes * self.expansion, 1, bias=False)
-        self.bn3 = BatchNorm2d(planes * self.expansion)
-        if downsample is not None:
-            self.downsample = downsample
-        self.stride = stride
+        bottleneck_layers(self, Conv2d, BatchNorm2d, inplanes, planes, stride, downsample, groups, base_width,
+                          dilation)
         self.nnx = _Bottleneck(self.conv1.nnx, self.bn1.nnx, self.conv2.nnx, self.bn2.nnx, self.conv3.nnx,
                                self.bn3.nnx, None if downsample is None else downsample.nnx)
 

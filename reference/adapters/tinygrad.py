@@ -25,6 +25,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from reference.adapters import not_installed
+from reference.adapters._blocks import basic_block_layers, bottleneck_layers
 
 FRAMEWORK = "tinygrad"
 EXTRA = "tinygrad"
@@ -640,14 +641,6 @@ class ResidualBlock(Module):
         return (x + self.conv2._graph(self.conv1._graph(x).relu())).relu()
 
 
-def _torchvision_block_arguments(owner, groups, base_width, dilation, norm_layer, basic: bool):
-    _refuse(owner, norm_layer=(norm_layer, None))
-    if basic and (groups != 1 or base_width != 64):
-        raise ValueError("BasicBlock only supports groups=1 and base_width=64")
-    if basic and dilation > 1:
-        raise NotImplementedError("Dilation > 1 not supported in BasicBlock")
-
-
 class BasicBlock(Module):
     """torchvision's BasicBlock (its constructor and state_dict keys)."""
 
@@ -656,14 +649,9 @@ class BasicBlock(Module):
     def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64, dilation=1,
                  norm_layer=None):
         super().__init__()
-        _torchvision_block_arguments("BasicBlock", groups, base_width, dilation, norm_layer, basic=True)
-        self.conv1 = Conv2d(inplanes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn1 = BatchNorm2d(planes)
-        self.conv2 = Conv2d(planes, planes, 3, padding=1, bias=False)
-        self.bn2 = BatchNorm2d(planes)
-        if downsample is not None:
-            self.downsample = downsample
-        self.stride = stride
+        _refuse("BasicBlock", norm_layer=(norm_layer, None))
+        basic_block_layers(self, Conv2d, BatchNorm2d, inplanes, planes, stride, downsample, groups, base_width,
+                           dilation)
 
     def _graph(self, x):
         out = self.bn2._graph(self.conv2._graph(self.bn1._graph(self.conv1._graph(x)).relu()))
@@ -679,18 +667,9 @@ class Bottleneck(Module):
     def __init__(self, inplanes, planes, stride=1, downsample=None, groups=1, base_width=64, dilation=1,
                  norm_layer=None):
         super().__init__()
-        _torchvision_block_arguments("Bottleneck", groups, base_width, dilation, norm_layer, basic=False)
-        width = int(planes * (base_width / 64.0)) * groups
-        self.conv1 = Conv2d(inplanes, width, 1, bias=False)
-        self.bn1 = BatchNorm2d(width)
-        self.conv2 = Conv2d(width, width, 3, stride=stride, padding=dilation, groups=groups, dilation=dilation,
-                            bias=False)
-        self.bn2 = BatchNorm2d(width)
-        self.conv3 = Conv2d(width, planes * self.expansion, 1, bias=False)
-        self.bn3 = BatchNorm2d(planes * self.expansion)
-        if downsample is not None:
-            self.downsample = downsample
-        self.stride = stride
+        _refuse("Bottleneck", norm_layer=(norm_layer, None))
+        bottleneck_layers(self, Conv2d, BatchNorm2d, inplanes, planes, stride, downsample, groups, base_width,
+                          dilation)
 
     def _graph(self, x):
         out = self.bn1._graph(self.conv1._graph(x)).relu()
