@@ -1,17 +1,24 @@
 """Whole training steps of every zoo model and whole epochs of the digits and MNIST models, NumPy next to torch.
 
 A step is forward, cross-entropy, backward and the recipe's optimizer step on one batch of the recipe's size,
-with both twins holding the same weights. An epoch is reference.train's: its steppers run one shuffled pass
-over the training set, then predict the test set. It is timed in slices, NumPy and torch alternating, so
-that both see the same machine load; the report shows the totals and the spread of the per-slice ratios.
+with both twins holding the same weights, timed at one thread and at every core the process may use (torch's
+intra-op threads and NumPy's BLAS threads alike), with each side's peak memory in one step. An epoch is
+reference.train's: its steppers run one shuffled pass over the training set, then predict the test set. It is
+timed in slices, NumPy and torch alternating, so that both see the same machine load; the report shows the
+totals and the spread of the per-slice ratios.
 """
 
+import os
+from contextlib import contextmanager
 from functools import partial
 
 import numpy as np
 import pytest
+import torch
+from threadpoolctl import threadpool_limits
 
 import reference
+from benchmarks.memory import numpy_peak_bytes, torch_peak_bytes
 from benchmarks.training import dataset_or_skip
 from benchmarks.zoo_ops import model_batch, trained_models
 from reference import zoo
@@ -20,8 +27,24 @@ from reference.train import TorchStepper
 pytestmark = pytest.mark.benchmark
 
 
+ALL_CORES = len(os.sched_getaffinity(0))
+
+
+@contextmanager
+def threads(count: int):
+    """torch's intra-op threads and NumPy's BLAS threads set to `count` inside the block, restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        with threadpool_limits(count, user_api="blas"):
+            yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.mark.parametrize("thread_count", sorted({1, ALL_CORES}))
 @pytest.mark.parametrize("name", trained_models())  # torchvision's big models have no recipe: see test_ops' convs
-def test_training_step(bench, name):
+def test_training_step(bench, name, thread_count):
     entry = zoo.spec(name)
     recipe = entry.recipes[entry.default_dataset]
     torch_stepper = TorchStepper(zoo.build(name, "torch").train(), recipe)
@@ -34,9 +57,14 @@ def test_training_step(bench, name):
         xn, yn = x.copy(), y.copy()
         return lambda: stepper.step(xn, yn)
 
-    bench.compare(f"step {name} ({entry.default_dataset}, batch {recipe.batch_size})", "training step",
-                  make(reference), lambda: torch_stepper.step(xt, yt), against=make, models=[name],
-                  min_rounds=15, warmup=3)
+    numpy_step, torch_step = make(reference), lambda: torch_stepper.step(xt, yt)
+    plural = "" if thread_count == 1 else "s"
+    with threads(thread_count):
+        numpy_step(), torch_step()  # the peaks are of a step after the first (optimizer state, workspaces exist)
+        memory = {"numpy_peak_bytes": numpy_peak_bytes(numpy_step), "torch_peak_bytes": torch_peak_bytes(torch_step)}
+        bench.compare(f"step {name} ({entry.default_dataset}, batch {recipe.batch_size}), {thread_count} "
+                      f"thread{plural}", "training step", numpy_step, torch_step, against=make, models=[name],
+                      min_rounds=15, warmup=3, threads=thread_count, **memory)
 
 
 def epoch_in_slices(stepper, data, batches: list, slices: int):

@@ -107,10 +107,18 @@ def _absolute(row: dict, framework: str) -> str:
     return f"Σ {_seconds(total)}" if total is not None else _seconds(row[f"{framework}_median_s"])
 
 
+def _mebibytes(row: dict) -> str:
+    """Peak memory of one call, NumPy / torch, where the case measured it."""
+    if row.get("numpy_peak_bytes") is None and row.get("torch_peak_bytes") is None:
+        return "—"
+    sides = [row.get(f"{framework}_peak_bytes") for framework in ("numpy", "torch")]
+    return " / ".join("?" if side is None else f"{side / 2**20:.3g}" for side in sides)
+
+
 def markdown_table(rows: list[dict]) -> str:
-    """The rows as a Markdown table, in run order: case, models, times, ratio and its spread, change."""
-    lines = ["| case | models | NumPy | torch | NumPy/torch | IQR | min–max | vs --against | rounds |",
-             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    """The rows as a Markdown table, in run order: case, models, times, ratio and its spread, change, memory."""
+    lines = ["| case | models | NumPy | torch | NumPy/torch | IQR | min–max | vs --against | rounds | peak MiB |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
         if row["ratio"] is None:
             ratio = iqr = spread = "—"
@@ -120,11 +128,14 @@ def markdown_table(rows: list[dict]) -> str:
             spread = f"{row['ratio_min']:.2f}–{row['ratio_max']:.2f}"
         change = "—" if row.get("change") is None else f"{row['change'] - 1:+.1%} (±{tolerance(row):.0%})"
         lines.append(f"| {row['case']} | {', '.join(row.get('models', ()))} | {_absolute(row, 'numpy')} | "
-                     f"{_absolute(row, 'torch')} | {ratio} | {iqr} | {spread} | {change} | {row['rounds']} |")
+                     f"{_absolute(row, 'torch')} | {ratio} | {iqr} | {spread} | {change} | {row['rounds']} | "
+                     f"{_mebibytes(row)} |")
     legend = ("NumPy, torch: median time per round (Σ: total of a job run in interleaved slices). NumPy/torch: "
               "median of the per-round ratios (op families: geometric mean over shapes); IQR and min–max: their "
               "spread (op families: over shapes; rounds = shapes). vs --against: the working tree's time over the "
-              "reference revision's, measured in the same rounds (± the regression tolerance).")
+              "reference revision's, measured in the same rounds (± the regression tolerance). peak MiB: NumPy / "
+              "torch, the most memory one call had allocated at once beyond what was live before it (NumPy's "
+              "through tracemalloc, torch's through its profiler; ?: not measurable with this torch).")
     return "\n".join(lines) + "\n\n" + legend
 
 

@@ -57,6 +57,35 @@ def test_tolerance_is_the_minimum_change_or_three_standard_errors():
     assert benchmarking.tolerance({"change_se": 0.1}) == pytest.approx(math.exp(0.3) - 1)
 
 
+def test_peak_memory_counts_what_a_call_holds_at_once_not_what_it_allocates_in_total():
+    import numpy as np
+    import torch
+
+    from benchmarks.memory import numpy_peak_bytes, torch_peak_bytes
+
+    def numpy_two_at_once():
+        first = np.ones(2**20, dtype=np.float64)  # 8 MiB
+        second = first * 2.0  # 16 MiB live
+        del first, second
+        third = np.ones(2**20, dtype=np.float64)  # freed and reallocated: still 16 MiB at most
+        return float(third[0])
+
+    def torch_two_at_once():
+        first = torch.ones(2**20, dtype=torch.float64)
+        second = first * 2.0
+        del first, second
+        return float(torch.ones(2**20, dtype=torch.float64)[0])
+
+    assert 16 * 2**20 <= numpy_peak_bytes(numpy_two_at_once) < 17 * 2**20
+    assert 16 * 2**20 <= torch_peak_bytes(torch_two_at_once) < 17 * 2**20  # torch 2.11 to 2.14 report it
+
+
+def test_the_table_shows_each_sides_peak_memory_where_measured():
+    measured = row("step", [2.0], [1.0], numpy_peak_bytes=3 * 2**20, torch_peak_bytes=None)
+    table = benchmarking.markdown_table([measured, row("fwd conv2d", [1.0], [1.0], "op forward")])
+    assert "| 3 / ? |" in table and table.splitlines()[3].endswith("| — |")
+
+
 def test_gate_fails_on_gated_slowdowns_and_only_warns_on_single_op_shapes():
     quiet = [1.0] * 9
     rows = [row("slower step", [1.5] * 9, quiet, against_times=quiet),
