@@ -145,6 +145,36 @@ def test_grouped_dilated_conv_backward_is_the_exact_adjoint_of_the_forward(data,
     assert np.vdot(out, y) == np.vdot(x, grad_x) == np.vdot(weight, grad_weight)
 
 
+@pytest.mark.parametrize(("x_shape", "out_channels", "stride"), [
+    ((2, 512, 1, 1), 512, 1),  # ResNet-18's last stage on 8x8 digits: 8 of 9 taps read padding
+    ((4, 256, 2, 2), 256, 1),
+    ((8, 256, 2, 2), 512, 2),  # the stride-2 entry into the 1x1 stage
+    ((8, 128, 4, 4), 128, 1),
+])
+def test_convolutions_mostly_over_padding_match_torch_and_are_adjoint(x_shape, out_channels, stride):
+    """The kernel-offset path that skips padding (chosen by size) gives torch's output and gradients."""
+    from reference.numpy_nn.functional import conv
+
+    rng = np.random.default_rng(sum(x_shape) + out_channels)
+    x, weight = rng.standard_normal(x_shape), rng.standard_normal((out_channels, x_shape[1], 3, 3))
+    bias = rng.standard_normal(out_channels)
+    assert conv._by_taps(x_shape, weight.shape, 1, (stride, stride), ((1, 1), (1, 1)), (1, 1))
+    out, cache = F.conv2d_forward(x, weight, bias, stride, 1)
+    y = rng.standard_normal(out.shape)
+    grad_x, grad_weight, grad_bias = F.conv2d_backward(y, cache)
+    x_torch, weight_torch, bias_torch = (torch.from_numpy(a).requires_grad_() for a in (x, weight, bias))
+    expected = torch.nn.functional.conv2d(x_torch, weight_torch, bias_torch, stride, 1)
+    expected.backward(torch.from_numpy(y))
+    assert_close_to_torch(out, expected, np.float64, "forward")
+    for ours, theirs, what in ((grad_x, x_torch.grad, "input"), (grad_weight, weight_torch.grad, "weight"),
+                               (grad_bias, bias_torch.grad, "bias")):
+        assert_close_to_torch(ours, theirs, np.float64, f"{what} gradient")
+    integers = [np.round(4 * a) for a in (x, weight, y)]
+    out, cache = F.conv2d_forward(integers[0], integers[1], None, stride, 1)
+    grad_x, grad_weight, _ = F.conv2d_backward(integers[2], cache)
+    assert np.vdot(out, integers[2]) == np.vdot(integers[0], grad_x) == np.vdot(integers[1], grad_weight)
+
+
 @given(data=st.data(), mode=st.sampled_from(["reflect", "replicate", "circular"]), h=st.integers(1, 5),
        w=st.integers(1, 5))
 def test_pad2d_backward_is_the_exact_adjoint_of_the_padding(data, mode, h, w):
