@@ -16,6 +16,8 @@ channels_last format): shapes and values are NCHW, and the next convolution's pa
 (N*Ho*Wo, O) gradient rows and the elementwise layers in between need no transposing copy.
 """
 
+import functools
+
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
@@ -203,6 +205,7 @@ TAPS_MAX_READ = 0.75  # by taps when at most this share of the patch entries lie
 TAPS_MIN_SKIPPED = 4_000_000  # ...and the padding skipped is this many multiply-adds (per-offset GEMMs cost more)
 
 
+@functools.lru_cache(maxsize=512)  # asked twice per layer and step with the same shapes
 def _by_taps(x_shape, weight_shape, groups, stride, pads, dilation):
     """Computed kernel offset by kernel offset (see the module docstring): a dilated convolution with one group,
     or one whose windows mostly read padding, where that skips enough work to pay for a GEMM per offset.
