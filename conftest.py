@@ -36,6 +36,7 @@ def pytest_configure(config):
         return
     threads = max(1, len(os.sched_getaffinity(0)) // workers)
     os.environ.setdefault("OMP_NUM_THREADS", str(threads))
+    os.environ.setdefault("REFERENCE_JOBS", str(threads))  # the accuracy command's parallel trainings, likewise
     import numpy  # noqa: F401  (load the BLAS so that threadpoolctl can see and limit it)
     from threadpoolctl import threadpool_limits
 

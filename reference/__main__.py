@@ -42,6 +42,9 @@ def _add_accuracy(subparsers) -> None:
                    "robust on shared cores; 0 = the libraries' defaults)")
     p.add_argument("--jitter", type=int, metavar="N", default=None,
                    help="emulate another machine: move every initial parameter by one ulp, directions drawn from N")
+    p.add_argument("--jobs", type=int, default=0, metavar="N",
+                   help="CPU trainings at once, each in its own process (default 0: $REFERENCE_JOBS, else the cores "
+                   "this process may use divided by --threads); results do not depend on it")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
 
 

@@ -8,11 +8,16 @@ folder that cannot be written, an option out of range): the message says what to
 
 from __future__ import annotations
 
+import functools
+import multiprocessing
+import os
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
 import numpy as np
+from tqdm.auto import tqdm
 
 from . import gate, zoo
 from .baselines import (
@@ -116,11 +121,12 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
                  data_dir: str | None = None, report_dir: str | Path = "reports/accuracy",
                  baselines_dir: str | Path | None = None, update_baselines: bool = False,
                  accept_regression: bool = False, threads: int = 1, jitter: int | None = None,
-                 quiet: bool = False) -> int:
+                 jobs: int = 1, quiet: bool = False) -> int:
     """Train seeds `seed`..`seed + seeds - 1` of each planned run (default: its recipe's gate_seeds, or
     baseline_seeds when updating), gate them together, optionally record them as the new baselines (all or
     none: none when the runs fail the baselines they would replace, unless `accept_regression`), write the report
-    and print the table; return the exit code."""
+    and print the table; return the exit code. CPU trainings run in `jobs` processes at once (0: one per core
+    this process may use, or $REFERENCE_JOBS), each with `threads` threads."""
     started = time.perf_counter()
     baselines_dir = Path(baselines_dir) if baselines_dir else default_baselines_dir()
     try:
@@ -130,6 +136,7 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
         runs = plan_runs(dataset, framework, resolve_device(device), models)
         counts = {run: seeds_of(run[0], dataset, seeds, update_baselines) for run in runs}
         check_options(epochs, seed, max(counts.values()), threads, jitter)
+        jobs = resolve_jobs(jobs, threads)
         output = ReportDir(report_dir)
         data = load_dataset(dataset, data_dir)
         paths = {(data.name, *run): baseline_path(baselines_dir, data.name, *run) for run in runs}
@@ -138,18 +145,15 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
         print(f"error: {error}", file=sys.stderr)
         return 2
     with output:
-        results, records, trained = [], [], {}
-        for key, path in paths.items():
-            _, model, fw, run_device = key
-            try:
-                trained[key] = [train(model, fw, data, device=run_device, seed=s, epochs=epochs,
-                                      threads=threads or None, jitter=jitter, quiet=quiet)
-                                for s in range(seed, seed + counts[key[1:]])]
-            except FloatingPointError as error:
-                print(f"error: training diverged: {error}; no report written", file=sys.stderr)
-                return 1
-            records.append(gate_run(trained[key], baselines[key], _display(path)))
-            results.append(trained[key][0])
+        seeds_of_run = {key: range(seed, seed + counts[key[1:]]) for key in paths}
+        try:
+            trained = train_runs(data, dataset, data_dir, seeds_of_run, jobs, quiet, epochs=epochs,
+                                 threads=threads or None, jitter=jitter)
+        except FloatingPointError as error:
+            print(f"error: training diverged: {error}; no report written", file=sys.stderr)
+            return 1
+        records = [gate_run(trained[key], baselines[key], _display(path)) for key, path in paths.items()]
+        results = [trained[key][0] for key in paths]
         updated = (record_baselines(paths, trained, baselines, records, accept_regression, data.fingerprint)
                    if update_baselines else [])
         written = write_report(output.staging, records, results, {data.name: data})
@@ -163,6 +167,63 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
     if update_baselines:
         return 0 if updated else 1
     return 1 if any(record["verdict"] in gate.FAILING for record in records) else 0
+
+
+def resolve_jobs(jobs: int, threads: int) -> int:
+    """--jobs: as given, or for 0 $REFERENCE_JOBS, else as many trainings as the cores this process may use hold
+    at `threads` threads each (one for 0 threads: the libraries' defaults take every core)."""
+    if jobs < 0:
+        raise UsageError(f"--jobs must be 0 (one per core) or more, got {jobs}")
+    if jobs:
+        return jobs
+    from_environment = os.environ.get("REFERENCE_JOBS", "")
+    if from_environment:
+        if not from_environment.isdigit() or int(from_environment) < 1:
+            raise UsageError(f"$REFERENCE_JOBS must be a positive integer, got {from_environment!r}")
+        return int(from_environment)
+    return max(1, len(os.sched_getaffinity(0)) // threads) if threads else 1
+
+
+def train_runs(data, dataset: str, data_dir, seeds_of_run: dict, jobs: int, quiet: bool, **options) -> dict:
+    """{(dataset, model, framework, device): [TrainResult per seed]}. With jobs > 1 the CPU trainings run in that
+    many worker processes (spawned: no inherited thread pools) while CUDA ones run here; a training is seeded and
+    runs its own thread count wherever it runs, so its result is the same bits either way."""
+    tasks = [(key, s) for key, seeds in seeds_of_run.items() for s in seeds]
+    pooled = [(key, s) for key, s in tasks if key[3] == "cpu"] if jobs > 1 and len(tasks) > 1 else []
+    results = {}
+    if not pooled:
+        for key, s in tasks:
+            results[key, s] = train(key[1], key[2], data, device=key[3], seed=s, quiet=quiet, **options)
+        return {key: [results[key, s] for s in seeds] for key, seeds in seeds_of_run.items()}
+    workers = min(jobs, len(pooled))
+    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
+            tqdm(total=len(pooled), desc=f"training ({workers} processes)", unit="run", leave=False,
+                 disable=True if quiet else None) as bar:
+        try:
+            futures = {pool.submit(_train_in_worker, key[1], key[2], dataset, data_dir, key[3], s, options): (key, s)
+                       for key, s in pooled}
+            for key, s in sorted(set(tasks) - set(pooled), key=tasks.index):  # CUDA, while the workers train
+                results[key, s] = train(key[1], key[2], data, device=key[3], seed=s, quiet=quiet, **options)
+            for future in as_completed(futures):
+                key, s = futures[future]
+                results[key, s] = future.result()
+                bar.set_postfix_str(f"{key[1]} {key[2]} seed {s}: {results[key, s].accuracy:.4f}", refresh=False)
+                bar.update()
+        except BaseException:
+            pool.shutdown(wait=False, cancel_futures=True)
+            raise
+    return {key: [results[key, s] for s in seeds] for key, seeds in seeds_of_run.items()}
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_dataset(dataset: str, data_dir):
+    """A worker process loads (and, for MNIST, verifies) the dataset once, not once per training."""
+    return load_dataset(dataset, data_dir)
+
+
+def _train_in_worker(model: str, framework: str, dataset: str, data_dir, device: str, seed: int, options: dict):
+    return train(model, framework, _worker_dataset(dataset, data_dir), device=device, seed=seed, quiet=True,
+                 **options)
 
 
 def seeds_of(model: str, dataset: str, seeds: int | None, updating: bool) -> int:

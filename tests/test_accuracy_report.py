@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from reference import gate
+from reference import accuracy, gate
 from reference.__main__ import main
 from reference.accuracy import gate_run
 from reference.baselines import baseline_path, baseline_record, default_baselines_dir, load_baseline, write_all
@@ -124,6 +124,25 @@ def test_cli_records_baselines_then_gates_against_them(tmp_path, capsys):
     assert report["runs"][0]["verdict"] == gate.REGRESSION and report["runs"][0]["p_value"] < 1e-10
 
 
+def test_trainings_in_worker_processes_give_the_same_bits_as_in_one_process(tmp_path, monkeypatch):
+    def report(jobs: str) -> list[dict]:
+        main(["accuracy", "--models", "tiny_cnn", "--device", "cpu", "--quiet", "--epochs", "2", "--seeds", "2",
+              "--report-dir", str(tmp_path / jobs), "--jobs", jobs])  # 2 epochs: below the floor, exit 1
+        return json.loads((tmp_path / jobs / "report.json").read_text())["runs"]
+
+    alone = report("1")
+
+    def in_this_process(*args, **kwargs):
+        raise AssertionError("with --jobs 2 every CPU training runs in a worker process")
+
+    monkeypatch.setattr(accuracy, "train", in_this_process)
+    parallel = report("2")
+    assert [run["framework"] for run in parallel] == ["numpy", "torch"]
+    for one, other in zip(alone, parallel, strict=True):
+        assert one["correct"] == other["correct"] and one["accuracies"] == other["accuracies"]
+        assert [epoch["loss"] for epoch in one["history"]] == [epoch["loss"] for epoch in other["history"]]
+
+
 def test_update_baselines_refuses_runs_that_fail_the_baseline_they_would_replace(tmp_path, capsys):
     path = baseline_path(tmp_path / "baselines", "digits", "tiny_cnn", "numpy", "cpu")
     path.parent.mkdir(parents=True)
@@ -164,6 +183,7 @@ def test_cli_without_mnist_files_is_a_usage_error_naming_the_fetch_command(tmp_p
         (["--models", "nope"], "unknown model 'nope'"),
         (["--models", "mnist_cnn"], "mnist_cnn has no training recipe for digits"),
         (["--epochs", "0"], "--epochs must be at least 1"),
+        (["--jobs", "-1"], "--jobs must be 0 (one per core) or more"),
     ],
 )
 def test_cli_usage_errors_exit_2(tmp_path, capsys, options, message):

@@ -19,7 +19,8 @@ from reference.baselines import baseline_path, load_baseline, recipe_settings, w
 from reference.report import ReportDir
 
 ROOT = Path(__file__).resolve().parents[1]
-CHEAP = ["--models", "tiny_cnn", "--framework", "numpy", "--device", "cpu", "--quiet", "--epochs", "1"]
+# --jobs 1: training in this process, where the tests' monkeypatched accuracy.train is the one called
+CHEAP = ["--models", "tiny_cnn", "--framework", "numpy", "--device", "cpu", "--quiet", "--epochs", "1", "--jobs", "1"]
 
 
 @pytest.fixture
