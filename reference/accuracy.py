@@ -222,6 +222,7 @@ def _worker_dataset(dataset: str, data_dir):
 
 
 def _train_in_worker(model: str, framework: str, dataset: str, data_dir, device: str, seed: int, options: dict):
+    """One training in a worker process (no per-step progress bar: the command shows one bar over the runs)."""
     return train(model, framework, _worker_dataset(dataset, data_dir), device=device, seed=seed, quiet=True,
                  **options)
 
