@@ -8,6 +8,7 @@ folder that cannot be written, an option out of range): the message says what to
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import multiprocessing
 import os
@@ -190,28 +191,25 @@ def train_runs(data, dataset: str, data_dir, seeds_of_run: dict, jobs: int, quie
     runs its own thread count wherever it runs, so its result is the same bits either way."""
     tasks = [(key, s) for key, seeds in seeds_of_run.items() for s in seeds]
     pooled = [(key, s) for key, s in tasks if key[3] == "cpu"] if jobs > 1 and len(tasks) > 1 else []
+    here = [task for task in tasks if task not in pooled]
     results = {}
-    if not pooled:
-        for key, s in tasks:
-            results[key, s] = train(key[1], key[2], data, device=key[3], seed=s, quiet=quiet, **options)
-        return {key: [results[key, s] for s in seeds] for key, seeds in seeds_of_run.items()}
     workers = min(jobs, len(pooled))
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool, \
-            tqdm(total=len(pooled), desc=f"training ({workers} processes)", unit="run", leave=False,
-                 disable=True if quiet else None) as bar:
-        try:
+    with contextlib.ExitStack() as stack:
+        if pooled:
+            pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
+            stack.callback(pool.shutdown, wait=False, cancel_futures=True)  # on an error or Ctrl-C: no new trainings
             futures = {pool.submit(_train_in_worker, key[1], key[2], dataset, data_dir, key[3], s, options): (key, s)
                        for key, s in pooled}
-            for key, s in sorted(set(tasks) - set(pooled), key=tasks.index):  # CUDA, while the workers train
-                results[key, s] = train(key[1], key[2], data, device=key[3], seed=s, quiet=quiet, **options)
+        for key, s in here:  # every training without workers, or the CUDA ones while the workers train
+            results[key, s] = train(key[1], key[2], data, device=key[3], seed=s, quiet=quiet, **options)
+        if pooled:
+            bar = stack.enter_context(tqdm(total=len(pooled), desc=f"training ({workers} processes)", unit="run",
+                                           leave=False, disable=True if quiet else None))
             for future in as_completed(futures):
                 key, s = futures[future]
                 results[key, s] = future.result()
                 bar.set_postfix_str(f"{key[1]} {key[2]} seed {s}: {results[key, s].accuracy:.4f}", refresh=False)
                 bar.update()
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
     return {key: [results[key, s] for s in seeds] for key, seeds in seeds_of_run.items()}
 
 
