@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from .data import DATASET_NAMES
@@ -195,5 +196,16 @@ def _options(args: argparse.Namespace) -> dict:
     return {key: value for key, value in vars(args).items() if key != "command"}
 
 
-if __name__ == "__main__":
+def _exit_on_sigterm(signum, frame) -> None:
+    """SIGTERM (a CI timeout, `kill`, a scheduler) unwinds like Ctrl-C, so no staging folder or worker is left."""
+    raise SystemExit(128 + signum)
+
+
+def cli() -> None:
+    """The `reference` and `python -m reference` commands: `main` with SIGTERM handled like Ctrl-C."""
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     sys.exit(main())
+
+
+if __name__ == "__main__":
+    cli()

@@ -138,10 +138,10 @@ def run_accuracy(*, dataset: str = "digits", framework: str = "all", device: str
         counts = {run: seeds_of(run[0], dataset, seeds, update_baselines) for run in runs}
         check_options(epochs, seed, max(counts.values()), threads, jitter)
         jobs = resolve_jobs(jobs, threads)
-        output = ReportDir(report_dir)
         data = load_dataset(dataset, data_dir)
         paths = {(data.name, *run): baseline_path(baselines_dir, data.name, *run) for run in runs}
         baselines = load_baselines(paths, len(data.y_test), update_baselines, data.fingerprint)
+        output = ReportDir(report_dir)  # last: its staging folder is removed only by the `with` below
     except (UsageError, DataError, ReportError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -89,21 +89,14 @@ def run_calibration(*, dataset: str = "digits", models: list[str] | None = None,
         if unknown:
             raise UsageError(f"unknown variant or fault {unknown}; variants: {list(VARIANTS)}, faults: {list(FAULTS)}")
         runs = plan_runs(dataset, framework, device, models)
-        output = ReportDir(report_dir, marker="calibration.json")
         data = load_dataset(dataset, data_dir)
         baselines = {run: _baseline(baselines_dir, data.name, run) for run in runs}
+        output = ReportDir(report_dir, marker="calibration.json")  # last: the `with` below removes its staging
     except (UsageError, DataError, ReportError, BaselineError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    recipes = {run: zoo.spec(run[0]).recipes[data.name] for run in runs}
-    cells = [Cell(*run, gated_seeds(FIRST_SEED, i, recipes[run].gate_seeds), variant)
-             for run in runs for variant in variants for i in range(seeds)]
-    fault_names = list(FAULTS) if faults is None else faults
-    fault_models = list(DEFAULT_FAULT_MODELS) if fault_models is None else fault_models
-    cells += [Cell(*run, gated_seeds(0, i, recipes[run].gate_seeds), "1 thread", name)
-              for run in runs if run[0] in fault_models for name in fault_names
-              if FAULTS[name].applies(run[0], run[1], recipes[run]) for i in range(fault_seeds)]
     with output:
+        cells = planned_cells(runs, data.name, variants, seeds, faults, fault_models, fault_seeds)
         outcomes = execute(cells, data.name, data_dir, jobs or len(os.sched_getaffinity(0)), quiet, address)
         summary = summarize(outcomes, baselines, data.name, len(data.y_test))
         write_calibration(output.staging, summary)
@@ -117,6 +110,20 @@ def run_calibration(*, dataset: str = "digits", models: list[str] | None = None,
     print(f"report: {output.path / 'calibration.md'} ({len(cells)} gated runs, {trainings} trainings, in "
           f"{time.perf_counter() - started:.0f}s)")
     return 1 if summary["false_alarms"] else 0
+
+
+def planned_cells(runs: list, dataset: str, variants: list[str], seeds: int, faults: list[str] | None,
+                  fault_models: list[str] | None, fault_seeds: int) -> list[Cell]:
+    """Every gated run of the sweep: `seeds` unseen ones per run and emulated machine, then `fault_seeds` per
+    applicable fault on the fault models (all faults and DEFAULT_FAULT_MODELS when None)."""
+    recipes = {run: zoo.spec(run[0]).recipes[dataset] for run in runs}
+    cells = [Cell(*run, gated_seeds(FIRST_SEED, i, recipes[run].gate_seeds), variant)
+             for run in runs for variant in variants for i in range(seeds)]
+    fault_names = list(FAULTS) if faults is None else faults
+    fault_models = list(DEFAULT_FAULT_MODELS) if fault_models is None else fault_models
+    return cells + [Cell(*run, gated_seeds(0, i, recipes[run].gate_seeds), "1 thread", name)
+                    for run in runs if run[0] in fault_models for name in fault_names
+                    if FAULTS[name].applies(run[0], run[1], recipes[run]) for i in range(fault_seeds)]
 
 
 def gated_seeds(first: int, index: int, count: int) -> tuple[int, ...]:

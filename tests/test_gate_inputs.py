@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -177,6 +179,30 @@ def test_concurrent_publishers_leave_one_whole_report(tmp_path):
     contents = {path.read_text() for path in (tmp_path / "report").iterdir()}
     assert len(contents) == 1 and len(list((tmp_path / "report").iterdir())) == 3
     assert [path.name for path in tmp_path.iterdir()] == ["report"]  # no staging or replaced folders left
+
+
+@pytest.mark.parametrize("command", ["accuracy", "calibrate"])
+def test_missing_data_leaves_no_report_or_staging_folder(tmp_path, capsys, command):
+    assert main([command, "--dataset", "mnist", "--data-dir", str(tmp_path / "no-data"), "--models", "mnist_cnn",
+                 "--report-dir", str(tmp_path / "report")]) == 2
+    assert "MNIST not found" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_sigterm_mid_training_exits_and_removes_the_staging_folder(tmp_path):
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
+    command = [sys.executable, "-m", "reference", "accuracy", *CHEAP, "--epochs", "10000", "--report-dir",
+               str(tmp_path / "report"), "--baselines-dir", str(tmp_path / "none")]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob(".report.*.staging")) and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert list(tmp_path.glob(".report.*.staging")), f"no staging folder appeared: {process.communicate()[1]}"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_two_accuracy_processes_into_one_report_dir_leave_one_runs_files(tmp_path):
