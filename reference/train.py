@@ -196,8 +196,19 @@ class NumpyStepper:
         return float(self.loss_fn(logits, y)), logits
 
     def update(self) -> None:
-        """The second half of a step: backward from the last loss, then one optimizer step."""
-        self.model.backward(self.loss_fn.backward())
+        """The second half of a step: backward from the last loss, then one optimizer step. Nothing wants the
+        gradient of the data, so the layer that reads it skips that (as torch's autograd does)."""
+        from .numpy_nn.module import input_layer
+
+        layer = input_layer(self.model)
+        before = layer is not None and layer.needs_input_grad
+        if layer is not None:
+            layer.needs_input_grad = False
+        try:
+            self.model.backward(self.loss_fn.backward())
+        finally:
+            if layer is not None:
+                layer.needs_input_grad = before
         self.optimizer.step()
 
     def end_epoch(self) -> None:

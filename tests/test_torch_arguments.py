@@ -383,3 +383,20 @@ def test_the_cpu_device_and_inplace_activations_are_accepted_as_torch():
     x = np.array([-1.0, 0.5, 7.0])
     out = nn.ReLU6(inplace=True)(x)
     assert out is x and list(x) == [0.0, 0.5, 6.0]
+
+
+@pytest.mark.parametrize(("x_shape", "weight_shape", "groups"), [
+    ((2, 3, 9, 9), (4, 3, 3, 3), 1),  # patches and one GEMM
+    ((2, 512, 1, 1), (512, 512, 3, 3), 1),  # kernel offsets over the pixels they read
+    ((2, 6, 7, 7), (6, 1, 3, 3), 6),  # depthwise
+])
+def test_conv_backward_without_the_input_gradient_gives_the_same_parameter_gradients(x_shape, weight_shape, groups):
+    rng = np.random.default_rng(sum(x_shape))
+    x, weight, bias = (rng.standard_normal(shape) for shape in (x_shape, weight_shape, weight_shape[:1]))
+    out, cache = F.conv2d_forward(x, weight, bias, 1, 1, 1, groups)
+    y = rng.standard_normal(out.shape)
+    grad_x, grad_weight, grad_bias = F.conv2d_backward(y, cache)
+    skipped = F.conv2d_backward(y, cache, input_grad=False)
+    assert grad_x.shape == x_shape and skipped[0] is None
+    np.testing.assert_array_equal(skipped[1], grad_weight)
+    np.testing.assert_array_equal(skipped[2], grad_bias)

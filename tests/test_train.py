@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 import torch
 
+from reference import numpy_nn as nn
 from reference import zoo
 from reference.data import Dataset, load_dataset
-from reference.train import train
+from reference.numpy_nn.module import input_layer
+from reference.train import NumpyStepper, train
 
 TINY = replace(zoo.spec("tiny_cnn").recipes["digits"], epochs=2)
 
@@ -110,3 +112,31 @@ def test_numpy_cannot_train_on_cuda_and_unknown_frameworks_are_rejected():
         train("tiny_cnn", "numpy", digits(), device="cuda", recipe=TINY)
     with pytest.raises(ValueError, match="unknown framework 'jax'"):
         train("tiny_cnn", "jax", digits(), recipe=TINY)
+
+
+def test_a_numpy_step_skips_only_the_datas_gradient():
+    """The stepper's backward leaves out the input layer's input gradient (nothing wants it); the parameters'
+    gradients are the bits of a full backward, and the layer computes input gradients again afterwards."""
+    recipe = zoo.spec("simple_cnn").recipes["shapes"]
+    x = np.random.default_rng(0).standard_normal((4, 3, 32, 32)).astype(np.float32)
+    y = np.arange(4)
+    full = NumpyStepper(zoo.build("simple_cnn", "numpy", seed=1).train(), recipe)
+    full.forward(x, y)
+    assert full.model.backward(full.loss_fn.backward()).shape == x.shape
+    stepper = NumpyStepper(zoo.build("simple_cnn", "numpy", seed=1).train(), recipe)
+    first, returned = input_layer(stepper.model), []
+    backward = first.backward
+    first.backward = lambda grad: returned.append(backward(grad)) or returned[-1]
+    stepper.forward(x, y)
+    stepper.update()
+    assert returned == [None] and first.needs_input_grad
+    for (name, ours), (_, theirs) in zip(stepper.model.named_parameters(), full.model.named_parameters(),
+                                         strict=True):
+        np.testing.assert_array_equal(ours.grad, theirs.grad, err_msg=name)
+
+
+def test_the_input_layer_is_the_first_leaf_of_plain_sequentials_only():
+    conv = nn.Conv2d(1, 2, 3)
+    assert input_layer(nn.Sequential(nn.Sequential(conv, nn.ReLU()), nn.Flatten())) is conv
+    assert input_layer(nn.BasicBlock(2, 2)) is None  # its input feeds the shortcut too
+    assert input_layer(nn.Sequential()) is None and input_layer(conv) is None

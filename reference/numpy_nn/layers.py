@@ -128,13 +128,16 @@ class Conv2d(_CachedLayer):
         return self._save(*F.conv2d_forward(x, self.weight.data, bias, *args))
 
     def backward(self, grad_out):
+        """The input's gradient (None when `needs_input_grad` is False); adds the parameters' to their `.grad`."""
         cache = self._saved(grad_out)
-        grad_x, grad_weight, grad_bias = F.conv2d_backward(self._batched(grad_out), cache)
-        if self._pad_cache is not None:
-            grad_x = F.pad2d_backward(grad_x, self._pad_cache)
+        grad_x, grad_weight, grad_bias = F.conv2d_backward(self._batched(grad_out), cache, self.needs_input_grad)
         self.weight.accumulate_grad(grad_weight)
         if self.bias is not None:
             self.bias.accumulate_grad(grad_bias)
+        if grad_x is None:
+            return None
+        if self._pad_cache is not None:
+            grad_x = F.pad2d_backward(grad_x, self._pad_cache)
         return self._as_given(grad_x)
 
     def extra_repr(self):

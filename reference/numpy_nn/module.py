@@ -46,6 +46,10 @@ class Parameter:
 class Module:
     """Base class of every NumPy layer and model: subclasses define `forward` and `backward`."""
 
+    # False: nothing wants the gradient of the last input, and a layer whose input gradient is costly (Conv2d)
+    # returns None from `backward` instead, as torch skips it for an input that does not require grad.
+    needs_input_grad = True
+
     def __init__(self) -> None:
         object.__setattr__(self, "_parameters", OrderedDict())
         object.__setattr__(self, "_buffers", OrderedDict())
@@ -262,6 +266,17 @@ class Sequential(Module):
         for module in reversed(self._modules.values()):
             grad_out = module.backward(grad_out)
         return grad_out
+
+
+def input_layer(model: Module) -> Module | None:
+    """The layer that alone reads `model`'s input: the first leaf of nested plain Sequentials (None when the model
+    is not one; any other container may read its input in several places)."""
+    layer = model
+    while type(layer) is Sequential:
+        if not len(layer):
+            return None
+        layer = layer[0]
+    return None if layer is model else layer
 
 
 class Identity(Module):

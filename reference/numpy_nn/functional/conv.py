@@ -261,19 +261,20 @@ def _tap_forward(x, weight, stride, pads, dilation):
     return out.reshape(-1, weight.shape[0]), (x_pixels, taps)
 
 
-def _tap_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation):
-    """(grad_x, grad_weight) of _tap_forward: per kernel offset, the same pixels, read and written back."""
+def _tap_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation, input_grad):
+    """(grad_x or None, grad_weight) of _tap_forward: per kernel offset, the same pixels, read and written back."""
     x_pixels, taps = saved
     n, c, h, w = x_shape
-    grad_x = np.zeros((n, h, w, c), dtype=grad_pixels.dtype)
+    grad_x = np.zeros((n, h, w, c), dtype=grad_pixels.dtype) if input_grad else None
     grad_taps = np.zeros_like(taps)  # (kh, kw, O, C); offsets reading only padding keep a zero gradient
     for i, j, out_rows, out_columns, rows, columns in _tap_slices(x_shape, grad_pixels.shape[1:3], weight.shape,
                                                                   stride, pads, dilation):
         grad_read = np.ascontiguousarray(grad_pixels[:, out_rows, out_columns]).reshape(-1, taps.shape[2])
         read = np.ascontiguousarray(x_pixels[:, rows, columns])
         grad_taps[i, j] = grad_read.T @ read.reshape(-1, c)
-        grad_x[:, rows, columns] += (grad_read @ taps[i, j]).reshape(read.shape)
-    return grad_x.transpose(0, 3, 1, 2), grad_taps.transpose(2, 3, 0, 1)
+        if input_grad:
+            grad_x[:, rows, columns] += (grad_read @ taps[i, j]).reshape(read.shape)
+    return None if grad_x is None else grad_x.transpose(0, 3, 1, 2), grad_taps.transpose(2, 3, 0, 1)
 
 
 def _pixel_sum(x):
@@ -283,8 +284,9 @@ def _pixel_sum(x):
     return np.ones(rows.shape[0], dtype=x.dtype) @ rows
 
 
-def conv2d_backward(grad_out, cache):
-    """grad_out (N, O, Ho, Wo) -> (grad_x, grad_weight, grad_bias or None) of conv2d_forward."""
+def conv2d_backward(grad_out, cache, input_grad=True):
+    """grad_out (N, O, Ho, Wo) -> (grad_x, grad_weight, grad_bias or None) of conv2d_forward. input_grad=False
+    skips grad_x (None), as torch does for an input that needs no gradient: the first layer's costs the most."""
     saved, x_shape, weight, has_bias, stride, pads, dilation, groups, out_shape = cache
     check_float_dtype("conv2d_backward", grad_out, weight.dtype)
     if grad_out.shape != out_shape:
@@ -293,14 +295,17 @@ def conv2d_backward(grad_out, cache):
     # One row per output pixel, like the patches: free when grad_out is channels-last, else one copy.
     grad_pixels = np.ascontiguousarray(grad_out.transpose(0, 2, 3, 1))  # (N, Ho, Wo, O)
     if _is_depthwise(weight, groups):
-        return (*_depthwise_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation), grad_bias)
+        return (*_depthwise_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation, input_grad),
+                grad_bias)
     if _by_taps(x_shape, weight.shape, groups, stride, pads, dilation):
-        return (*_tap_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation), grad_bias)
+        return (*_tap_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation, input_grad), grad_bias)
     _, n, ho, wo, kh, kw, group_channels = saved.shape
     out_channels = weight.shape[0]
     grad_rows = grad_pixels.reshape(n * ho * wo, groups, out_channels // groups).transpose(1, 0, 2)  # (G, M, O/G)
     grad_weight = np.matmul(grad_rows.transpose(0, 2, 1), saved.reshape(groups, n * ho * wo, -1))  # (G, O/G, K)
     grad_weight = grad_weight.reshape(out_channels, kh, kw, group_channels).transpose(0, 3, 1, 2)
+    if not input_grad:
+        return None, grad_weight, grad_bias
     # (M, O/G) @ (O/G, C/G) for every kernel offset and group in one stacked product, offset-major, so that each
     # slab _add_patches adds is one contiguous (G, N, Ho, Wo, C/G) block.
     weight_per_offset = weight.reshape(groups, out_channels // groups, group_channels, kh * kw).transpose(3, 0, 1, 2)
@@ -309,18 +314,21 @@ def conv2d_backward(grad_out, cache):
     return _add_patches(grad_patches, x_shape, stride, pads, dilation), grad_weight, grad_bias
 
 
-def _depthwise_backward(grad_pixels, x_padded, x_shape, weight, stride, pads, dilation):
-    """(grad_x, grad_weight) of _depthwise_forward: the same kh*kw shifted views, read and written back."""
+def _depthwise_backward(grad_pixels, x_padded, x_shape, weight, stride, pads, dilation, input_grad):
+    """(grad_x or None, grad_weight) of _depthwise_forward: the same kh*kw shifted views, read and written back."""
     n, c, h, w = x_shape
     kh, kw = weight.shape[2:]
     (top, _), (left, _) = pads
     taps = _taps(weight)
-    grad_padded = np.zeros_like(x_padded)
+    grad_padded = np.zeros_like(x_padded) if input_grad else None
     grad_weight = np.empty_like(weight)
     product = np.empty_like(grad_pixels)
     for i in range(kh):
         for j in range(kw):
             rows, columns = _window_slices(i, j, grad_pixels.shape[1:3], stride, dilation)
             grad_weight[:, 0, i, j] = _pixel_sum(np.multiply(grad_pixels, x_padded[:, rows, columns, :], out=product))
-            grad_padded[:, rows, columns, :] += np.multiply(grad_pixels, taps[i, j], out=product)
+            if input_grad:
+                grad_padded[:, rows, columns, :] += np.multiply(grad_pixels, taps[i, j], out=product)
+    if grad_padded is None:
+        return None, grad_weight
     return grad_padded[:, top : top + h, left : left + w, :].transpose(0, 3, 1, 2), grad_weight

@@ -40,13 +40,19 @@ def _check(owner, x, **vectors):
                 raise ValueError(f"{owner}: expected {name} of shape ({x.shape[1]},), got {vector.shape}")
 
 
-def _normalize(x, weight, bias, mean, var, eps, training):
-    """Shared forward: out = weight * (x - mean) / sqrt(var + eps) + bias, per channel."""
+def _normalize(x, weight, bias, mean, var, eps, training, centered=None):
+    """Shared forward: out = weight * (x - mean) / sqrt(var + eps) + bias, per channel. `centered`: x - mean
+    when the caller has it (a scratch array, overwritten). Steps after the first allocation run in place: a
+    fresh array of a few MB costs its page faults on every call."""
     inv_std = 1.0 / np.sqrt(var + x.dtype.type(eps))
-    x_hat = (x - _per_channel(mean, x.ndim)) * _per_channel(inv_std, x.ndim)
-    out = x_hat if weight is None else _per_channel(weight, x.ndim) * x_hat
-    if bias is not None:
-        out = out + _per_channel(bias, x.ndim)
+    x_hat = x - _per_channel(mean, x.ndim) if centered is None else centered
+    x_hat *= _per_channel(inv_std, x.ndim)
+    if weight is None:
+        out = x_hat if bias is None else x_hat + _per_channel(bias, x.ndim)
+    else:
+        out = np.multiply(x_hat, _per_channel(weight, x.ndim))
+        if bias is not None:
+            out += _per_channel(bias, x.ndim)
     return out, BatchNormCache(x_hat, weight, inv_std, mean, var, training, bias is not None)
 
 
@@ -58,8 +64,9 @@ def batch_norm2d_train_forward(x, weight, bias, eps):
         raise ValueError(f"batch_norm2d_train_forward: expected more than 1 value per channel when training, "
                          f"got input shape {x.shape}")
     mean = _channel_sum(x) / count
-    var = _channel_sum(np.square(x - _per_channel(mean, x.ndim))) / count
-    return _normalize(x, weight, bias, mean, var, eps, training=True)
+    centered = x - _per_channel(mean, x.ndim)
+    var = _channel_sum(np.square(centered)) / count
+    return _normalize(x, weight, bias, mean, var, eps, training=True, centered=centered)
 
 
 def batch_norm2d_eval_forward(x, weight, bias, running_mean, running_var, eps):
@@ -84,10 +91,13 @@ def batch_norm2d_backward(grad_out, cache):
     if grad_out.shape != x_hat.shape:
         raise ValueError(f"batch_norm2d_backward: expected grad_out of shape {x_hat.shape}, got {grad_out.shape}")
     grad_bias = _channel_sum(grad_out)
-    grad_weight = _channel_sum(grad_out * x_hat)
+    scratch = grad_out * x_hat
+    grad_weight = _channel_sum(scratch)
     scale = _per_channel(inv_std if weight is None else weight * inv_std, grad_out.ndim)
-    if cache.training:
-        count = grad_out.size // grad_out.shape[1]
-        grad_out = (grad_out - _per_channel(grad_bias / count, grad_out.ndim)
-                    - x_hat * _per_channel(grad_weight / count, grad_out.ndim))
-    return scale * grad_out, grad_weight if weight is not None else None, grad_bias if cache.has_bias else None
+    if not cache.training:
+        return scale * grad_out, grad_weight if weight is not None else None, grad_bias if cache.has_bias else None
+    count = grad_out.size // grad_out.shape[1]
+    grad_x = grad_out - _per_channel(grad_bias / count, grad_out.ndim)
+    grad_x -= np.multiply(x_hat, _per_channel(grad_weight / count, grad_out.ndim), out=scratch)
+    grad_x *= scale
+    return grad_x, grad_weight if weight is not None else None, grad_bias if cache.has_bias else None
