@@ -77,6 +77,19 @@ def reserved_cores(request, tmp_path_factory):
             token.close()  # closing releases the lock
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`-n` without `--dist` schedules by work stealing: a worker that runs out of tests takes half of another's
+    queue, so the long trainings do not leave one worker finishing alone (on 2 cores: 275 s against 294 s for
+    xdist's default even split, measured back to back). An explicit `--dist` is obeyed."""
+    explicit = any(arg == "-d" or arg.startswith("--dist") for arg in config.invocation_params.args)
+    if config.getvalue("dist") != "load" or explicit:
+        return None
+    from xdist.scheduler import WorkStealingScheduling
+
+    return WorkStealingScheduling(config, log)
+
+
 def slow_selected(config) -> bool:
     """The slow tier runs when a `-m` expression names it (`tox -e slow`) or REFERENCE_RUN_SLOW=1."""
     return "slow" in (config.getoption("markexpr") or "") or os.environ.get("REFERENCE_RUN_SLOW") == "1"
