@@ -31,8 +31,11 @@ def _masked(values, mask, out=None):
     """values where mask is True, else exactly 0 (as torch), e.g. a gradient routed through ReLU or max-pool.
 
     A multiply by the boolean mask is 10-20x faster than np.where, but NaN or inf times 0 is NaN where torch
-    gives 0: values holding those take the np.where path.
+    gives 0: values holding those take the np.where path. Without `out` the result takes the mask's memory layout
+    (values of another layout are copied into it first: cheaper than a multiply in short strided loops).
     """
+    if out is None:
+        values = _in_layout_of(values, mask)
     if np.isfinite(values).all():
         return np.multiply(values, mask, out=out)
     if out is None:
