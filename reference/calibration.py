@@ -3,7 +3,9 @@
 False alarms: every model is trained with unchanged code on seeds the baseline never saw, on every emulated
 "other machine" (`VARIANTS`: thread counts, torch's portable kernels, one-ulp jitter), and gated against its
 committed baseline. Power: each realistic fault (`faults.FAULTS`) is injected into runs on several seeds and
-must be flagged. Floors: the lowest clean accuracy minus `FLOOR_MARGIN_SD` binomial standard errors.
+must be flagged; and every clean gated run is gated again with `POWER_DROP` of its test answers turned wrong,
+which measures the share of runs a regression of that size fails, with the runs' real spread.
+Floors: the lowest clean accuracy minus `FLOOR_MARGIN_SD` binomial standard errors.
 Runs execute as Ray tasks: on a Ray started here by default, or on a cluster (`--address` or $RAY_ADDRESS).
 """
 
@@ -31,6 +33,8 @@ from .faults import FAULTS
 from .report import ReportDir, ReportError
 
 FLOOR_MARGIN_SD = 2.0  # a floor sits this many binomial standard errors below the lowest clean run
+POWER_DROP = 0.015  # the accuracy drop (1.5 points) whose detection rate the power column reports
+POWER_GOAL = 0.9  # the "drop caught" column: the smallest drop that fails at least this share of gated runs
 FIRST_SEED = 1000  # clean runs use seeds the baselines (0..K-1) never saw
 DEFAULT_FAULT_MODELS = ("tiny_cnn", "tiny_resnet")
 MAX_RETRIES = 3  # a cell whose Ray worker dies (killed, out of memory, a node lost) runs again
@@ -229,15 +233,41 @@ def summarize(outcomes: list[tuple[Cell, dict]], baselines: dict, dataset: str, 
                "clean_sd": float(accuracies.std()), "lowest": float(accuracies.min()),
                "false_alarms": sum(v != gate.PASS for v in verdicts),
                "diverged": sum(len(o["diverged"]) for _, o in clean),
-               "by_variant": _by_variant(clean), "faults": _faults(outcomes, run, baseline, gating_floor)}
+               "by_variant": _by_variant(clean), "faults": _faults(outcomes, run, baseline, gating_floor),
+               **_power(clean, baseline, gating_floor, n_test)}
         rows.append(row)
     return {"created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"), "alpha": gate.ALPHA,
             "floor_margin_sd": FLOOR_MARGIN_SD, "rows": rows, "false_alarms": sum(r["false_alarms"] for r in rows)}
 
 
-def _verdict(outcome: dict, baseline, floor: float | None) -> str:
+def _verdict(outcome: dict, baseline, floor: float | None, dropped: int = 0) -> str:
+    """The gate's verdict on a gated run, optionally after each of its trainings lost `dropped` correct answers."""
     correct = np.stack([gate.decode_correct(text, baseline.n_test) for text in outcome["correct"]])
-    return gate.gate(correct, baseline.runs, floor).verdict
+    return gate.gate(_without_correct(correct, dropped), baseline.runs, floor).verdict
+
+
+def _without_correct(correct: np.ndarray, dropped: int) -> np.ndarray:
+    """(S, n) correctness with each row's first `dropped` correct answers turned wrong (all of them, if fewer).
+    Which ones does not change the verdict: the gate judges counts and the mean accuracy."""
+    if not dropped:
+        return correct
+    correct = correct.copy()
+    for row in correct:
+        row[np.flatnonzero(row)[:dropped]] = False
+    return correct
+
+
+def _power(clean: list, baseline, floor: float | None, n_test: int) -> dict:
+    """The share of clean gated runs that fail once every training loses POWER_DROP of the test answers, and the
+    smallest drop (in accuracy, whole answers) that fails at least POWER_GOAL of them."""
+    def caught(dropped: int) -> float:
+        return float(np.mean([_verdict(o, baseline, floor, dropped) in gate.FAILING for _, o in clean]))
+
+    dropped = 0
+    while dropped < n_test and caught(dropped) < POWER_GOAL:
+        dropped += 1
+    return {"power_drop": POWER_DROP, "power": caught(round(POWER_DROP * n_test)),
+            "drop_caught": dropped / n_test}
 
 
 def _by_variant(clean: list) -> dict:
@@ -281,11 +311,13 @@ def record_floors(summary: dict, baselines: dict) -> None:
 def markdown(summary: dict) -> str:
     """The calibration tables: false alarms and floors per run, then detections per fault."""
     lines = ["| model | framework | gated runs x seeds | mean (sd) of one training | lowest | threshold | floor | "
-             "false alarms |", "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+             f"false alarms | caught at -{100 * POWER_DROP:g} points | drop caught in {POWER_GOAL:.0%} |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for r in summary["rows"]:
         lines.append(f"| {r['model']} | {r['framework']} | {r['clean_runs']} x {r['gate_seeds']} | "
                      f"{r['clean_mean']:.4f} ({r['clean_sd']:.4f}) | {r['lowest']:.4f} | {r['threshold']:.4f} | "
-                     f"{r['floor']:.3f} | {r['false_alarms']} |")
+                     f"{r['floor']:.3f} | {r['false_alarms']} | {r['power']:.0%} | "
+                     f"{100 * r['drop_caught']:.1f} points |")
     faults = sorted({name for r in summary["rows"] for name in r["faults"]})
     if faults:
         lines += ["", "| fault | " + " | ".join(f"{r['model']} {r['framework']}" for r in summary["rows"]) + " |",
@@ -311,6 +343,9 @@ def write_calibration(folder, summary: dict) -> None:
             "machine; a gated run trains the recipe's gate_seeds seeds and a false alarm is any failing verdict. "
             f"Threshold: the regression bound on a gated run's mean (false-alarm rate {gate.ALPHA} per gated run). "
             f"Floor: the lowest single training's accuracy minus {FLOOR_MARGIN_SD:g} binomial standard errors. "
+            f"Power: each clean gated run gated again with {100 * POWER_DROP:g}% of the test answers of each of its "
+            f"trainings turned wrong; 'drop caught in {POWER_GOAL:.0%}' is the smallest such drop that fails that "
+            "share of the gated runs. "
             "Faults: detected/gated runs (mean accuracy of the trainings; a diverged training, stopped by a "
             "non-finite loss, counts as accuracy 0).", "",
             markdown(summary), "", "![distributions](calibration.png)", ""]

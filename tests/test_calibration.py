@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 import math
 import shutil
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 
 from reference import gate, zoo
 from reference.baselines import baseline_path, default_baselines_dir, load_baseline
-from reference.calibration import floor_from, run_calibration
+from reference.calibration import POWER_DROP, _power, floor_from, run_calibration
 from reference.faults import FAULTS
 from reference.numpy_nn import functional as F
 
@@ -56,8 +57,26 @@ def test_calibration_counts_false_alarms_derives_floors_and_detects_a_fault(tmp_
     assert unmasked["detected"] == unmasked["runs"] == 1 and unmasked["diverged"] >= 1
     assert (tmp_path / "calibration" / "calibration.png").stat().st_size > 0
     assert "| tiny_cnn | numpy | 2 x 3 |" in (tmp_path / "calibration" / "calibration.md").read_text()
+    assert 0 <= row["power"] <= 1 and 0 < row["drop_caught"] < 0.1 and row["power_drop"] == POWER_DROP
     stored = load_baseline(baseline_path(baselines, "digits", "tiny_cnn", "numpy", "cpu"))
     assert stored.floor == row["floor"] and stored.record["floor"]["runs"] == 6
+
+
+def test_power_is_the_share_of_clean_runs_failing_after_the_drop_and_the_drop_caught_in_90_percent():
+    """Ten baseline runs at 440/450 and four clean runs at 434-440: after losing k answers a run fails exactly when
+    its count falls below the lowest count that passes (found by asking the gate), so the shares are known."""
+    n, counts = 450, (434, 436, 438, 440)
+    correct = [np.arange(n) < count for count in counts]
+    baseline = SimpleNamespace(runs=np.stack([np.arange(n) < 440] * 10), n_test=n)
+    passing = min(count for count in range(n + 1)
+                  if not gate.gate(np.arange(n) < count, baseline.runs, None).failed)
+    clean = [(None, {"correct": [gate.encode_correct(row)]}) for row in correct]
+    result = _power(clean, baseline, None, n)
+    dropped = round(POWER_DROP * n)
+    expected = np.mean([count - dropped < passing for count in counts])
+    assert 0 < expected < 1 and result["power"] == expected  # the drop fails some runs and not others
+    assert result["drop_caught"] == (max(counts) - passing + 1) / n  # 90% of four runs: all four, the best last
+    assert _power(clean, baseline, 0.99, n)["drop_caught"] == 0.0  # a floor above every run fails them all
 
 
 def test_calibration_without_a_baseline_is_a_usage_error_naming_the_record_command(tmp_path, capsys):
