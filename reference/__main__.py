@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -202,9 +203,16 @@ def _exit_on_sigterm(signum, frame) -> None:
 
 
 def cli() -> None:
-    """The `reference` and `python -m reference` commands: `main` with SIGTERM handled like Ctrl-C."""
+    """The `reference` and `python -m reference` commands: `main` with SIGTERM handled like Ctrl-C, and a reader
+    that stops early (`reference models | head -3`) ending the output quietly, as for other command-line tools."""
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    sys.exit(main())
+    try:
+        code = main()
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error flushing at exit
+        code = 128 + signal.SIGPIPE
+    sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -45,3 +47,14 @@ def test_models_lists_every_zoo_model_with_its_input_shape():
 def test_no_subcommand_is_a_usage_error():
     result = run_cli()
     assert result.returncode == 2 and "usage" in result.stderr.lower()
+
+
+def test_a_reader_that_stops_early_ends_the_output_without_a_traceback():
+    read, write = os.pipe()
+    os.close(read)  # like `reference models | head -0`: every write meets a closed pipe
+    try:
+        result = subprocess.run([sys.executable, "-m", "reference", "models"], cwd=ROOT, stdout=write,
+                                stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write)
+    assert result.returncode == 128 + signal.SIGPIPE and result.stderr == ""
