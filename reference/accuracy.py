@@ -196,8 +196,9 @@ def train_runs(data, dataset: str, data_dir, seeds_of_run: dict, jobs: int, quie
     workers = min(jobs, len(pooled))
     with contextlib.ExitStack() as stack:
         if pooled:
+            others = set(multiprocessing.active_children())
             pool = stack.enter_context(ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")))
-            stack.callback(pool.shutdown, wait=False, cancel_futures=True)  # on an error or Ctrl-C: no new trainings
+            stack.push(functools.partial(_stop_trainings, pool, others))
             futures = {pool.submit(_train_in_worker, key[1], key[2], dataset, data_dir, key[3], s, options): (key, s)
                        for key, s in pooled}
         for key, s in here:  # every training without workers, or the CUDA ones while the workers train
@@ -211,6 +212,17 @@ def train_runs(data, dataset: str, data_dir, seeds_of_run: dict, jobs: int, quie
                 bar.set_postfix_str(f"{key[1]} {key[2]} seed {s}: {results[key, s].accuracy:.4f}", refresh=False)
                 bar.update()
     return {key: [results[key, s] for s in seeds] for key, seeds in seeds_of_run.items()}
+
+
+def _stop_trainings(pool: ProcessPoolExecutor, others: set, error_type, error, traceback) -> None:
+    """On an error, Ctrl-C or SIGTERM: start no new training and end the pool's workers (the child processes not
+    among `others`, which lived before it): their results would be thrown away, so the command exits now rather
+    than after its longest training."""
+    if error_type is None:
+        return
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in set(multiprocessing.active_children()) - others:
+        worker.terminate()
 
 
 @functools.lru_cache(maxsize=2)

@@ -3,6 +3,7 @@ concurrent writers each get a clear one-line error (exit 2, before any training)
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -189,20 +190,42 @@ def test_missing_data_leaves_no_report_or_staging_folder(tmp_path, capsys, comma
     assert list(tmp_path.iterdir()) == []
 
 
-def test_sigterm_mid_training_exits_and_removes_the_staging_folder(tmp_path):
+def spawned_workers(pid: int) -> list[int]:
+    """The multiprocessing workers among a process's children (Linux's /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = children.read_text().split() if children.exists() else []
+    return [int(child) for child in pids if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigterm_mid_training_exits_and_removes_the_staging_folder(tmp_path, jobs):
+    """In the command's process, or in worker processes: those are ended, not waited for (these trainings would
+    take hours)."""
+    if jobs > 1 and not Path(f"/proc/{os.getpid()}/task/{os.getpid()}/children").exists():
+        pytest.skip("needs Linux's /proc/PID/task/PID/children to see the worker processes")
     env = {key: value for key, value in os.environ.items() if not key.startswith("PYTEST_")}
     command = [sys.executable, "-m", "reference", "accuracy", *CHEAP, "--epochs", "10000", "--report-dir",
-               str(tmp_path / "report"), "--baselines-dir", str(tmp_path / "none")]
+               str(tmp_path / "report"), "--baselines-dir", str(tmp_path / "none"), "--jobs", str(jobs)]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                text=True)
-    deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".report.*.staging")) and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.01)
-    assert list(tmp_path.glob(".report.*.staging")), f"no staging folder appeared: {process.communicate()[1]}"
-    process.send_signal(signal.SIGTERM)
-    _, stderr = process.communicate(timeout=120)
+    workers = []
+    try:
+        deadline = time.monotonic() + 120
+        while process.poll() is None and time.monotonic() < deadline and not (
+                list(tmp_path.glob(".report.*.staging")) and (jobs == 1 or len(spawned_workers(process.pid)) == jobs)):
+            time.sleep(0.01)
+        assert list(tmp_path.glob(".report.*.staging")), "no staging folder appeared"
+        workers = spawned_workers(process.pid)
+        assert len(workers) == (jobs if jobs > 1 else 0)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        for pid in [process.pid, *workers]:  # whatever is left: no training runs on after a failure
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert list(tmp_path.iterdir()) == []
+    assert not [worker for worker in workers if Path(f"/proc/{worker}").exists()]
 
 
 def test_two_accuracy_processes_into_one_report_dir_leave_one_runs_files(tmp_path):
