@@ -240,10 +240,13 @@ def summarize(outcomes: list[tuple[Cell, dict]], baselines: dict, dataset: str, 
             "floor_margin_sd": FLOOR_MARGIN_SD, "rows": rows, "false_alarms": sum(r["false_alarms"] for r in rows)}
 
 
-def _verdict(outcome: dict, baseline, floor: float | None, dropped: int = 0) -> str:
-    """The gate's verdict on a gated run, optionally after each of its trainings lost `dropped` correct answers."""
-    correct = np.stack([gate.decode_correct(text, baseline.n_test) for text in outcome["correct"]])
-    return gate.gate(_without_correct(correct, dropped), baseline.runs, floor).verdict
+def _verdict(outcome: dict, baseline, floor: float | None) -> str:
+    return gate.gate(_correct(outcome, baseline.n_test), baseline.runs, floor).verdict
+
+
+def _correct(outcome: dict, n_test: int) -> np.ndarray:
+    """(S, n_test) correctness of a gated run's trainings, decoded from its record."""
+    return np.stack([gate.decode_correct(text, n_test) for text in outcome["correct"]])
 
 
 def _without_correct(correct: np.ndarray, dropped: int) -> np.ndarray:
@@ -260,8 +263,11 @@ def _without_correct(correct: np.ndarray, dropped: int) -> np.ndarray:
 def _power(clean: list, baseline, floor: float | None, n_test: int) -> dict:
     """The share of clean gated runs that fail once every training loses POWER_DROP of the test answers, and the
     smallest drop (in accuracy, whole answers) that fails at least POWER_GOAL of them."""
+    runs = [_correct(o, n_test) for _, o in clean]
+
     def caught(dropped: int) -> float:
-        return float(np.mean([_verdict(o, baseline, floor, dropped) in gate.FAILING for _, o in clean]))
+        return float(np.mean([gate.gate(_without_correct(correct, dropped), baseline.runs, floor).failed
+                              for correct in runs]))
 
     dropped = 0
     while dropped < n_test and caught(dropped) < POWER_GOAL:

@@ -164,8 +164,10 @@ class NumpyStepper:
     def __init__(self, model, recipe: zoo.TrainRecipe, device: str = "cpu", layers=None):
         """`layers`: the NumPy namespace whose CrossEntropyLoss and optimizers to use (default reference.numpy_nn)."""
         from . import numpy_nn
+        from .numpy_nn.module import input_layer
 
         self.model = model
+        self.input_layer = input_layer(model)  # the layer reading the data: its input gradient is never wanted
         self.loss_fn = (numpy_nn if layers is None else layers).CrossEntropyLoss()
         self.optimizer, self.scheduler = make_optimizer("numpy", list(model.parameters()), recipe, layers)
 
@@ -198,16 +200,14 @@ class NumpyStepper:
     def update(self) -> None:
         """The second half of a step: backward from the last loss, then one optimizer step. Nothing wants the
         gradient of the data, so the layer that reads it skips that (as torch's autograd does)."""
-        from .numpy_nn.module import input_layer
-
-        layer = input_layer(self.model)
-        before = layer is not None and layer.needs_input_grad
-        if layer is not None:
-            layer.needs_input_grad = False
-        try:
+        layer = self.input_layer
+        if layer is None:
             self.model.backward(self.loss_fn.backward())
-        finally:
-            if layer is not None:
+        else:
+            before, layer.needs_input_grad = layer.needs_input_grad, False
+            try:
+                self.model.backward(self.loss_fn.backward())
+            finally:
                 layer.needs_input_grad = before
         self.optimizer.step()
 
