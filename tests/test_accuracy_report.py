@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from reference import accuracy, gate
+from reference import accuracy, gate, zoo
 from reference.__main__ import main
 from reference.accuracy import gate_run
 from reference.baselines import baseline_path, baseline_record, default_baselines_dir, load_baseline, write_all
@@ -110,15 +110,18 @@ def accuracy_args(tmp_path, *extra: str) -> list[str]:
 
 
 def test_cli_records_baselines_then_gates_against_them(tmp_path, capsys):
-    assert main(accuracy_args(tmp_path, "--update-baselines")) == 0  # the recipe's baseline_seeds: 10
+    recipe = zoo.spec("tiny_cnn").recipes["digits"]
+    assert main(accuracy_args(tmp_path, "--update-baselines")) == 0  # the recipe's baseline_seeds, from 0
     out = capsys.readouterr().out
     assert "no-baseline" in out and "baselines updated" in out
-    assert load_baseline(tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json").seeds == tuple(range(10))
+    stored = load_baseline(tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json")
+    assert stored.seeds == tuple(range(recipe.baseline_seeds))
 
-    assert main(accuracy_args(tmp_path, "--seed", "20")) == 0  # the recipe's gate_seeds: 20, 21, 22
+    assert main(accuracy_args(tmp_path, "--seed", "100")) == 0  # the recipe's gate_seeds, from 100
     assert " pass " in capsys.readouterr().out
     report = json.loads((tmp_path / "report" / "report.json").read_text())
-    assert report["runs"][0]["seeds"] == [20, 21, 22] and len(report["runs"][0]["correct"]) == 3
+    assert report["runs"][0]["seeds"] == list(range(100, 100 + recipe.gate_seeds))
+    assert len(report["runs"][0]["correct"]) == recipe.gate_seeds
     assert main(accuracy_args(tmp_path, "--epochs", "1")) == 1  # far below the recorded distribution
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["runs"][0]["verdict"] == gate.REGRESSION and report["runs"][0]["p_value"] < 1e-10

@@ -45,7 +45,8 @@ def test_calibration_counts_false_alarms_derives_floors_and_detects_a_fault(tmp_
     assert code == 0, capsys.readouterr()
     summary = json.loads((tmp_path / "calibration" / "calibration.json").read_text())
     (row,) = summary["rows"]
-    assert row["clean_runs"] == 2 and row["gate_seeds"] == 3 and row["trainings"] == 6  # one gated run per variant
+    gate_seeds = zoo.spec("tiny_cnn").recipes["digits"].gate_seeds  # one gated run per variant:
+    assert row["clean_runs"] == 2 and row["gate_seeds"] == gate_seeds and row["trainings"] == 2 * gate_seeds
     assert row["false_alarms"] == 0 and set(row["by_variant"]) == {"1 thread", "one-ulp jitter"}
     clean = [a for variant in row["by_variant"].values() for a in variant["accuracies"]]
     assert row["lowest"] == min(clean) and row["floor"] == floor_from(min(clean), 450)  # clean trainings only:
@@ -56,10 +57,10 @@ def test_calibration_counts_false_alarms_derives_floors_and_detects_a_fault(tmp_
     unmasked = row["faults"]["relu-grad-unmasked"]  # it makes training diverge: still a detection
     assert unmasked["detected"] == unmasked["runs"] == 1 and unmasked["diverged"] >= 1
     assert (tmp_path / "calibration" / "calibration.png").stat().st_size > 0
-    assert "| tiny_cnn | numpy | 2 x 3 |" in (tmp_path / "calibration" / "calibration.md").read_text()
+    assert f"| tiny_cnn | numpy | 2 x {gate_seeds} |" in (tmp_path / "calibration" / "calibration.md").read_text()
     assert 0 <= row["power"] <= 1 and 0 < row["drop_caught"] < 0.1 and row["power_drop"] == POWER_DROP
     stored = load_baseline(baseline_path(baselines, "digits", "tiny_cnn", "numpy", "cpu"))
-    assert stored.floor == row["floor"] and stored.record["floor"]["runs"] == 6
+    assert stored.floor == row["floor"] and stored.record["floor"]["runs"] == 2 * gate_seeds
 
 
 def test_power_is_the_share_of_clean_runs_failing_after_the_drop_and_the_drop_caught_in_90_percent():

@@ -103,7 +103,7 @@ def _twin(architecture: Callable) -> tuple[Callable, Callable]:
 
 
 _DIGITS = dict(optimizer="sgd", lr=0.05, momentum=0.9, weight_decay=1e-4, batch_size=32, epochs=30, step_size=20,
-               baseline_seeds=10, gate_seeds=3)  # cheap: more seeds buy the gate power
+               baseline_seeds=20, gate_seeds=5)  # cheap: more seeds buy the gate power
 
 # Models with batch norms: torch's CPU batch norm accumulates float32 in double (see the op database's
 # BatchNorm2d budget). resnet18's worst budget stage, grad[layer4.0.conv1.weight], sits right behind layer4's
