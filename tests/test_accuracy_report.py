@@ -111,13 +111,14 @@ def accuracy_args(tmp_path, *extra: str) -> list[str]:
 
 def test_cli_records_baselines_then_gates_against_them(tmp_path, capsys):
     recipe = zoo.spec("tiny_cnn").recipes["digits"]
-    assert main(accuracy_args(tmp_path, "--update-baselines")) == 0  # the recipe's baseline_seeds, from 0
+    three_epochs = ("--epochs", "3")  # the recipe shortened: its seed counts, a tenth of the time
+    assert main(accuracy_args(tmp_path, *three_epochs, "--update-baselines")) == 0  # baseline_seeds, from 0
     out = capsys.readouterr().out
     assert "no-baseline" in out and "baselines updated" in out
     stored = load_baseline(tmp_path / "baselines" / "digits" / "tiny_cnn-numpy-cpu.json")
-    assert stored.seeds == tuple(range(recipe.baseline_seeds))
+    assert stored.seeds == tuple(range(recipe.baseline_seeds)) and stored.recipe["epochs"] == 3
 
-    assert main(accuracy_args(tmp_path, "--seed", "100")) == 0  # the recipe's gate_seeds, from 100
+    assert main(accuracy_args(tmp_path, *three_epochs, "--seed", "100")) == 0  # gate_seeds, from 100
     assert " pass " in capsys.readouterr().out
     report = json.loads((tmp_path / "report" / "report.json").read_text())
     assert report["runs"][0]["seeds"] == list(range(100, 100 + recipe.gate_seeds))
