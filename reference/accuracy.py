@@ -14,7 +14,7 @@ import multiprocessing
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from .report import ReportDir, ReportError, notes, run_record, text_table, write
 from .train import train
 
 MAX_SEED = 2**32 - 1  # numpy's and torch's seeds are 32-bit unsigned integers here
+SIGNAL_POLL_SECONDS = 0.5  # how often a wait for trainings wakes to let a signal's handler run
 
 
 class UsageError(Exception):
@@ -206,12 +207,22 @@ def train_runs(data, dataset: str, data_dir, seeds_of_run: dict, jobs: int, quie
         if pooled:
             bar = stack.enter_context(tqdm(total=len(pooled), desc=f"training ({workers} processes)", unit="run",
                                            leave=False, disable=True if quiet else None))
-            for future in as_completed(futures):
+            for future in _as_completed(futures):
                 key, s = futures[future]
                 results[key, s] = future.result()
                 bar.set_postfix_str(f"{key[1]} {key[2]} seed {s}: {results[key, s].accuracy:.4f}", refresh=False)
                 bar.update()
     return {key: [results[key, s] for s in seeds] for key, seeds in seeds_of_run.items()}
+
+
+def _as_completed(futures, poll_seconds: float = SIGNAL_POLL_SECONDS):
+    """The futures as they finish, the wait waking every `poll_seconds`: the kernel may hand SIGTERM or Ctrl-C to
+    another thread, and Python runs the handler only when the main thread runs, which a bare wait never does until
+    a training ends (hours, for some)."""
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, timeout=poll_seconds, return_when=FIRST_COMPLETED)
+        yield from done
 
 
 def _stop_trainings(pool: ProcessPoolExecutor, others: set, error_type, error, traceback) -> None:

@@ -198,6 +198,14 @@ def spawned_workers(pid: int) -> list[int]:
     return [int(child) for child in pids if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes()]
 
 
+def running(pid: int) -> bool:
+    """Whether a process exists and has not exited: a zombie (its parent gone, init not yet reaping it) has."""
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_sigterm_mid_training_exits_and_removes_the_staging_folder(tmp_path, jobs):
     """In the command's process, or in worker processes: those are ended, not waited for (these trainings would
@@ -226,7 +234,7 @@ def test_sigterm_mid_training_exits_and_removes_the_staging_folder(tmp_path, job
                 os.kill(pid, signal.SIGKILL)
     assert process.returncode == 128 + signal.SIGTERM, stderr
     assert list(tmp_path.iterdir()) == []
-    assert not [worker for worker in workers if Path(f"/proc/{worker}").exists()]
+    assert not [worker for worker in workers if running(worker)]
 
 
 def test_two_accuracy_processes_into_one_report_dir_leave_one_runs_files(tmp_path):
