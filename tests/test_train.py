@@ -135,6 +135,17 @@ def test_a_numpy_step_skips_only_the_datas_gradient():
         np.testing.assert_array_equal(ours.grad, theirs.grad, err_msg=name)
 
 
+def test_numpy_predictions_run_in_training_sized_batches_and_match_one_whole_forward():
+    recipe = zoo.spec("tiny_resnet").recipes["digits"]
+    stepper = NumpyStepper(zoo.build("tiny_resnet", "numpy", seed=0), recipe)
+    x = digits().x_test
+    sizes, forward = [], stepper.model.forward
+    stepper.model.forward = lambda batch: sizes.append(len(batch)) or forward(batch)
+    predictions = stepper.predict(x)
+    assert max(sizes) == recipe.batch_size < len(x) and sum(sizes) == len(x)
+    np.testing.assert_array_equal(predictions, forward(x).argmax(axis=1))
+
+
 def test_the_input_layer_is_the_first_leaf_of_plain_sequentials_only():
     conv = nn.Conv2d(1, 2, 3)
     assert input_layer(nn.Sequential(nn.Sequential(conv, nn.ReLU()), nn.Flatten())) is conv
