@@ -24,6 +24,7 @@ from reference.report import ReportDir
 ROOT = Path(__file__).resolve().parents[1]
 # --jobs 1: training in this process, where the tests' monkeypatched accuracy.train is the one called
 CHEAP = ["--models", "tiny_cnn", "--framework", "numpy", "--device", "cpu", "--quiet", "--epochs", "1", "--jobs", "1"]
+RECIPE = zoo.spec("tiny_cnn").recipes["digits"]  # the recipe CHEAP trains (shortened to one epoch)
 
 
 @pytest.fixture
@@ -56,10 +57,9 @@ def test_a_missing_baseline_fails_and_names_the_command_that_records_it(tmp_path
 
 def valid_document() -> dict:
     """A well-formed one-epoch tiny_cnn baseline document (5 runs, all examples right)."""
-    recipe = zoo.spec("tiny_cnn").recipes["digits"]
     mask = gate.encode_correct([True] * 450)
     return {"schema": 2, "model": "tiny_cnn", "framework": "numpy", "dataset": "digits", "device": "cpu",
-            "n_test": 450, "recipe": recipe_settings(recipe), "recorded": {},
+            "n_test": 450, "recipe": recipe_settings(RECIPE), "recorded": {},
             "runs": [{"seed": seed, "n_correct": 450, "correct": mask} for seed in range(5)]}
 
 
@@ -122,7 +122,7 @@ def test_update_baselines_replaces_a_damaged_baseline(tmp_path, capsys, case):
     path.write_text(damaged(case))
     assert run(tmp_path, "--update-baselines") == 0
     assert "it will be replaced" in capsys.readouterr().err
-    assert load_baseline(path).seeds == tuple(range(zoo.spec("tiny_cnn").recipes["digits"].baseline_seeds))
+    assert load_baseline(path).seeds == tuple(range(RECIPE.baseline_seeds))
 
 
 @pytest.mark.parametrize(("options", "message"), [
@@ -132,8 +132,7 @@ def test_update_baselines_replaces_a_damaged_baseline(tmp_path, capsys, case):
     (["--seeds", "0"], "--seeds must be at least 1"),
     (["--threads", "-1"], "--threads must be 0"),
     (["--jitter", "-5"], "--jitter must be in 0.."),
-    (["--update-baselines", "--seeds", "2"],
-     f"needs --seeds {zoo.spec('tiny_cnn').recipes['digits'].baseline_seeds} or more"),
+    (["--update-baselines", "--seeds", "2"], f"needs --seeds {RECIPE.baseline_seeds} or more"),
 ])
 def test_options_out_of_range_are_one_line_usage_errors(tmp_path, capsys, no_training, options, message):
     assert run(tmp_path, *options) == 2
