@@ -252,10 +252,11 @@ def _tap_forward(x, weight, stride, pads, dilation):
     n, c = x.shape[:2]
     out_size = conv2d_output_size(*x.shape[2:], weight.shape[2:], stride, pads, dilation)
     x_pixels = np.array(x.transpose(0, 2, 3, 1), order="C")  # (N, H, W, C), a copy the backward reads
-    taps = np.ascontiguousarray(weight.transpose(2, 3, 0, 1))  # (kh, kw, O, C)
     out = np.zeros((n, *out_size, weight.shape[0]), dtype=x.dtype)
+    taps = {}  # (i, j) -> that offset's filters (O, C), copied only for the offsets that read the input
     for i, j, out_rows, out_columns, rows, columns in _tap_slices(x.shape, out_size, weight.shape, stride, pads,
                                                                   dilation):
+        taps[i, j] = np.ascontiguousarray(weight[:, :, i, j])
         read = np.ascontiguousarray(x_pixels[:, rows, columns])
         out[:, out_rows, out_columns] += (read.reshape(-1, c) @ taps[i, j].T).reshape(*read.shape[:3], -1)
     return out.reshape(-1, weight.shape[0]), (x_pixels, taps)
@@ -266,10 +267,11 @@ def _tap_backward(grad_pixels, saved, x_shape, weight, stride, pads, dilation, i
     x_pixels, taps = saved
     n, c, h, w = x_shape
     grad_x = np.zeros((n, h, w, c), dtype=grad_pixels.dtype) if input_grad else None
-    grad_taps = np.zeros_like(taps)  # (kh, kw, O, C); offsets reading only padding keep a zero gradient
+    kh, kw = weight.shape[2:]
+    grad_taps = np.zeros((kh, kw, *weight.shape[:2]), dtype=weight.dtype)  # offsets reading only padding keep 0
     for i, j, out_rows, out_columns, rows, columns in _tap_slices(x_shape, grad_pixels.shape[1:3], weight.shape,
                                                                   stride, pads, dilation):
-        grad_read = np.ascontiguousarray(grad_pixels[:, out_rows, out_columns]).reshape(-1, taps.shape[2])
+        grad_read = np.ascontiguousarray(grad_pixels[:, out_rows, out_columns]).reshape(-1, weight.shape[0])
         read = np.ascontiguousarray(x_pixels[:, rows, columns])
         grad_taps[i, j] = grad_read.T @ read.reshape(-1, c)
         if input_grad:
